@@ -1,0 +1,50 @@
+"""Timing helpers shared by the benchmark scripts (run them from the repository root)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+def compiled_cost(fn: Callable, *args: Any) -> tuple[Any, float, int]:
+    """Compiles ``jax.jit(fn)`` for ``args``: ``(compiled, compile_seconds, peak_bytes)``.
+
+    ``peak_bytes`` is XLA's buffer plan (arguments + outputs + temporaries - aliased): the
+    memory the program needs on its device.
+    """
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    seconds = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    peak = (
+        memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        + memory.temp_size_in_bytes
+        - memory.alias_size_in_bytes
+    )
+    return compiled, seconds, int(peak)
+
+
+def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``run()`` (which must block until its result is ready)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of a jitted float32 ``[size, size] @ [size, size]`` on this machine."""
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    compiled = jax.jit(jnp.matmul).lower(a, a).compile()
+    seconds = median_seconds(lambda: compiled(a, a).block_until_ready(), repeats)
+    return 2 * size**3 / seconds / 1e9

@@ -1,0 +1,194 @@
+"""Critics that score every pair of a batch: two towers plus a pairwise head.
+
+A critic ``f(x, y)`` is evaluated on all ``n * m`` pairs of a batch to feed the bounds of
+:mod:`factorcl_jax.bounds`. Every critic here is a ``flax.linen`` module with three methods:
+
+* ``embed_x(x: [n, dx]) -> u: [n, H]`` — computed once per row,
+* ``embed_y(y: [m, dy]) -> v: [m, H]`` — computed once per column,
+* ``pair(u: [b, H], v: [m, H]) -> scores: [b, m]`` — the pairwise head,
+
+and ``__call__(x, y)`` = ``pair(embed_x(x), embed_y(y))`` (used by ``init``). Any module with
+these methods works with :func:`pairwise_scores`.
+
+The concat critic ``MLP([x; y])`` of the FactorCL reference has first layer
+``W [x; y] + b = A x + (B y + b)``, so ``u = A x`` and ``v = B y + b`` are per-row and
+per-column; only ``relu(u_i + v_j)`` and the later layers are pairwise. This never builds the
+``[n, m, dx + dy]`` tile and saves the first layer's ``n * m * (dx + dy) * H`` multiply-adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from factorcl_jax.layers import MLP
+
+__all__ = ["ConcatCritic", "GaussianCritic", "SeparableCritic", "pairwise_scores"]
+
+
+class ConcatCritic(nn.Module):
+    """The MLP critic ``f(x, y) = MLP([x; y])``, scored over all pairs without tiling.
+
+    Attributes:
+      hidden: widths of the hidden layers (the reference uses ``(512, 512)``).
+      activation: nonlinearity after every hidden layer.
+      output_activation: applied to the scalar output, e.g. ``nn.softplus`` to reproduce a
+        bounded-below reference critic; ``None`` leaves the score unconstrained.
+    """
+
+    hidden: Sequence[int] = (512, 512)
+    activation: Callable[[Array], Array] = nn.relu
+    output_activation: Callable[[Array], Array] | None = None
+
+    def setup(self) -> None:
+        if len(self.hidden) < 1:
+            raise ValueError(f"`hidden` needs at least one layer width, got {self.hidden}")
+        self.x_projection = nn.Dense(self.hidden[0], use_bias=False)
+        self.y_projection = nn.Dense(self.hidden[0])
+        self.head = MLP((*self.hidden[1:], 1), activation=self.activation)
+
+    def embed_x(self, x: Array) -> Array:
+        """``[n, dx] -> [n, hidden[0]]``: the x part ``A x`` of the first layer."""
+        return self.x_projection(x)
+
+    def embed_y(self, y: Array) -> Array:
+        """``[m, dy] -> [m, hidden[0]]``: the y part ``B y + b`` of the first layer."""
+        return self.y_projection(y)
+
+    def pair(self, u: Array, v: Array) -> Array:
+        """``[b, H], [m, H] -> [b, m]``: the rest of the MLP on ``activation(u_i + v_j)``."""
+        hidden = self.activation(u[:, None, :] + v[None, :, :])
+        scores = self.head(hidden)[..., 0]
+        return scores if self.output_activation is None else self.output_activation(scores)
+
+    def __call__(self, x: Array, y: Array) -> Array:
+        return self.pair(self.embed_x(x), self.embed_y(y))
+
+
+class SeparableCritic(nn.Module):
+    """The separable critic ``f(x, y) = g(x) . h(y)`` with MLP towers ``g`` and ``h``.
+
+    Scores of all pairs are one matmul ``[n, E] @ [E, m]``.
+
+    Attributes:
+      hidden: hidden widths of each tower.
+      embed_dim: width ``E`` of the towers' outputs.
+      activation: nonlinearity of the towers.
+    """
+
+    hidden: Sequence[int] = (512,)
+    embed_dim: int = 128
+    activation: Callable[[Array], Array] = nn.relu
+
+    def setup(self) -> None:
+        self.x_tower = MLP((*self.hidden, self.embed_dim), activation=self.activation)
+        self.y_tower = MLP((*self.hidden, self.embed_dim), activation=self.activation)
+
+    def embed_x(self, x: Array) -> Array:
+        """``[n, dx] -> [n, E]``."""
+        return self.x_tower(x)
+
+    def embed_y(self, y: Array) -> Array:
+        """``[m, dy] -> [m, E]``."""
+        return self.y_tower(y)
+
+    def pair(self, u: Array, v: Array) -> Array:
+        """``[b, E], [m, E] -> [b, m]`` dot products."""
+        return u @ v.T
+
+    def __call__(self, x: Array, y: Array) -> Array:
+        return self.pair(self.embed_x(x), self.embed_y(y))
+
+
+class GaussianCritic(nn.Module):
+    """CLUB's variational network ``q(y | x) = N(mu(x), diag exp(l(x)))``.
+
+    ``__call__(x: [n, dx], y: [m, d]) -> (mean: [n, d], log_variance: [n, d])``; ``y`` is only
+    read for its width ``d``. The log-variance passes through ``tanh`` (bounded in
+    ``[-1, 1]``) for stability, as in Cheng et al. 2020. Use it with
+    :func:`factorcl_jax.bounds.gaussian_log_likelihood` (training) and
+    :func:`factorcl_jax.bounds.club_gaussian` (estimate).
+
+    Attributes:
+      hidden: hidden widths of the mean and log-variance networks.
+      activation: their nonlinearity.
+    """
+
+    hidden: Sequence[int] = (512,)
+    activation: Callable[[Array], Array] = nn.relu
+
+    @nn.compact
+    def __call__(self, x: Array, y: Array) -> tuple[Array, Array]:
+        width = y.shape[-1]
+        mean = MLP((*self.hidden, width), activation=self.activation, name="mean")(x)
+        log_variance = MLP((*self.hidden, width), activation=self.activation, name="log_var")(x)
+        return mean, jnp.tanh(log_variance)
+
+
+def _check_pair_inputs(x: Array, y: Array) -> None:
+    for name, array in (("x", x), ("y", y)):
+        if getattr(array, "ndim", None) != 2:
+            raise ValueError(
+                f"`{name}` must have shape [rows, features], got shape "
+                f"{getattr(array, 'shape', type(array).__name__)}"
+            )
+        if not jnp.issubdtype(array.dtype, jnp.floating):
+            raise TypeError(f"`{name}` must be floating-point, got dtype {array.dtype}")
+
+
+def pairwise_scores(
+    critic: nn.Module,
+    params,
+    x: Array,
+    y: Array,
+    *,
+    block_size: int | None = None,
+) -> Array:
+    """Scores ``f(x_i, y_j)`` of every pair: ``[n, dx], [m, dy] -> [n, m]``.
+
+    The towers run once per row and once per column. With ``block_size`` the pairwise head
+    runs over blocks of ``block_size`` rows under ``lax.map`` with ``jax.checkpoint``, so the
+    head's activations cost ``O(block_size * m * H)`` memory in the forward *and* backward
+    pass (the backward recomputes one block at a time) instead of ``O(n * m * H)``. Values and
+    gradients equal the dense path; rows are zero-padded up to a multiple of the block.
+
+    Args:
+      critic: a module with ``embed_x``, ``embed_y`` and ``pair`` (see module docstring).
+      params: its variables, as returned by ``critic.init(key, x, y)``.
+      x: ``[n, dx]`` rows.
+      y: ``[m, dy]`` columns.
+      block_size: rows per block, or ``None`` for one dense evaluation.
+
+    Returns:
+      ``[n, m]`` scores.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from factorcl_jax import critics
+      >>> critic = critics.ConcatCritic(hidden=(16, 16))
+      >>> x, y = jnp.ones((8, 3)), jnp.ones((8, 5))
+      >>> params = critic.init(jax.random.key(0), x, y)
+      >>> critics.pairwise_scores(critic, params, x, y, block_size=4).shape
+      (8, 8)
+    """
+    _check_pair_inputs(x, y)
+    if block_size is not None and (not isinstance(block_size, int) or block_size < 1):
+        raise ValueError(f"`block_size` must be a positive int or None, got {block_size!r}")
+    u = critic.apply(params, x, method=critic.embed_x)
+    v = critic.apply(params, y, method=critic.embed_y)
+    n = u.shape[0]
+    if block_size is None or block_size >= n:
+        return critic.apply(params, u, v, method=critic.pair)
+
+    def score_block(u_block: Array) -> Array:
+        return critic.apply(params, u_block, v, method=critic.pair)
+
+    num_blocks = -(-n // block_size)
+    padded = jnp.pad(u, ((0, num_blocks * block_size - n), (0, 0)))
+    blocks = padded.reshape(num_blocks, block_size, u.shape[1])
+    scores = jax.lax.map(jax.checkpoint(score_block), blocks)
+    return scores.reshape(num_blocks * block_size, v.shape[0])[:n]

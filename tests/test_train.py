@@ -1,0 +1,175 @@
+"""Training: every method trains under jit and its loss falls; the two-group step; NaN stop."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from factorcl_jax import augment, objectives, train
+
+TINY = dict(
+    encoder_hidden=32,
+    encoder_layers=1,
+    embed_dim=8,
+    critic_hidden=32,
+    learning_rate=3e-3,
+    augmentations=(augment.default_augmentation,) * 2,
+)
+
+
+def tiny_data(num_rows=64, seed=0):
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=(num_rows, 3))
+    x1 = np.concatenate([shared, rng.normal(size=(num_rows, 3))], axis=1)
+    x2 = np.concatenate([shared, rng.normal(size=(num_rows, 3))], axis=1)
+    y = (shared[:, 0] + x1[:, 3] > 0).astype(np.int32)
+    return {"x1": x1.astype(np.float32), "x2": x2.astype(np.float32), "y": y}
+
+
+@pytest.mark.parametrize("method", list(objectives.METHODS))
+def test_every_method_trains_under_jit_and_its_loss_falls(method):
+    data = tiny_data()
+    trainer = train.default_trainer(method, **TINY)
+    state = trainer.init(jax.random.key(0), data)
+    losses = []
+    for _ in range(25):  # the same full batch every step: the loss must go down
+        state, measured = trainer.jit_step(state, data)
+        losses.append(float(measured["loss"]))
+        assert np.isfinite(losses[-1])
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05, losses
+    for term in objectives.METHODS[method].terms:
+        assert f"term/{term.name}" in measured
+        assert f"scores/{term.name}/positive" in measured
+    assert int(state.step) == 25
+
+
+def test_main_step_leaves_club_critics_to_their_own_update():
+    data = tiny_data()
+    trainer = train.default_trainer("FactorCL-SUP", **{**TINY, "augmentations": None})
+    state = trainer.init(jax.random.key(1), data)
+    grads = jax.grad(lambda c: trainer.loss(state.params, c, data, jax.random.key(2))[0])(
+        state.club_params
+    )
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads))
+    before = jax.tree.map(np.array, state.club_params)
+    frozen = train.Trainer(**{**trainer.__dict__, "num_club_iter": 0})
+    after_frozen, _ = frozen.jit_step(jax.tree.map(jnp.array, state), data)
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, after_frozen.club_params), before)
+    after, measured = trainer.jit_step(jax.tree.map(jnp.array, state), data)
+    assert "club_critic/unique/club/infonce" in measured
+    changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), after.club_params, before)
+    assert all(jax.tree.leaves(changed))
+
+
+def test_num_club_iter_steps_the_club_critics_that_many_times():
+    data = tiny_data()
+    counts = {}
+    for iters in (1, 3):
+        trainer = train.default_trainer(
+            "FactorCL-SUP", **{**TINY, "augmentations": None, "num_club_iter": iters}
+        )
+        state = trainer.init(jax.random.key(0), data)
+        state, _ = trainer.jit_step(state, data)
+        counts[iters] = int(state.club_opt_state[0].count)
+    assert counts == {1: 1, 3: 3}
+
+
+def test_step_is_deterministic_and_donates_its_state():
+    data = tiny_data()
+    trainer = train.default_trainer("FactorCL-SSL", **TINY)
+    first = trainer.init(jax.random.key(0), data)
+    second = trainer.init(jax.random.key(0), data)
+    a, ma = trainer.jit_step(first, data)
+    b, mb = trainer.jit_step(second, data)
+    chex.assert_trees_all_equal(a.params, b.params)
+    chex.assert_trees_all_equal(ma, mb)
+    assert first.params["model"]["params"]["encoders_0"]["MLP_0"]["dense_0"]["kernel"].is_deleted()
+
+
+def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
+    data = tiny_data(96)
+    trainer = train.default_trainer("SimCLR", **TINY)
+    state, history = train.fit(
+        trainer,
+        trainer.init(jax.random.key(0), data),
+        data,
+        epochs=2,
+        batch_size=32,
+        seed=3,
+        progress=False,
+    )
+    assert [h["step"] for h in history] == list(range(1, 7))
+    # Stop after epoch 0, batch 1 and resume from that position.
+    partial, _ = train.fit(
+        trainer,
+        trainer.init(jax.random.key(0), data),
+        data,
+        epochs=1,
+        batch_size=32,
+        seed=3,
+        progress=False,
+    )
+    partial_state = partial
+    resumed, rest = train.fit(
+        trainer, partial_state, data, epochs=2, batch_size=32, seed=3, progress=False, start_epoch=1
+    )
+    chex.assert_trees_all_equal(resumed.params, state.params)
+    assert [h["loss"] for h in rest] == [h["loss"] for h in history[3:]]
+
+
+def test_batches_are_a_permutation_and_drop_the_last_partial_batch():
+    data = {"x1": np.arange(10), "x2": np.arange(10)}
+    seen = np.concatenate([b["x1"] for b in train.batches(data, 3, seed=0, epoch=0)])
+    assert len(seen) == 9 and len(set(seen.tolist())) == 9
+    again = np.concatenate([b["x1"] for b in train.batches(data, 3, seed=0, epoch=0)])
+    other = np.concatenate([b["x1"] for b in train.batches(data, 3, seed=0, epoch=1)])
+    np.testing.assert_array_equal(seen, again)
+    assert not np.array_equal(seen, other)
+
+
+def test_non_finite_loss_stops_with_step_and_term_and_keeps_state():
+    data = tiny_data()
+    data["x1"][5, 0] = np.nan
+    trainer = train.default_trainer("FactorCL-SSL", **TINY)
+    state = trainer.init(jax.random.key(0), tiny_data())
+    seen = []
+    with pytest.raises(train.NonFiniteLossError, match=r"step 1 .*term/shared/infonce"):
+        train.fit(
+            trainer,
+            state,
+            data,
+            epochs=1,
+            batch_size=64,
+            progress=False,
+            on_step=lambda *args: seen.append(args),
+        )
+    assert seen == []
+
+
+def test_trainer_and_fit_validate_their_arguments():
+    with pytest.raises(ValueError, match="needs `augmentations`"):
+        train.default_trainer("FactorCL-SSL", **{**TINY, "augmentations": None})
+    trainer = train.default_trainer("SimCLR", **TINY)
+    data = tiny_data()
+    with pytest.raises(ValueError, match=r"`batch_size` must be an int in \[2, 64\]"):
+        train.fit(
+            trainer,
+            trainer.init(jax.random.key(0), data),
+            data,
+            epochs=1,
+            batch_size=65,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="same number of rows"):
+        train.fit(
+            trainer,
+            trainer.init(jax.random.key(0), data),
+            {**data, "y": data["y"][:10]},
+            epochs=1,
+            batch_size=8,
+            progress=False,
+        )
+    sup = train.default_trainer("SupCon", **TINY)
+    with pytest.raises(ValueError, match="the batch needs 'y'"):
+        sup.init(jax.random.key(0), {"x1": data["x1"], "x2": data["x2"]})
