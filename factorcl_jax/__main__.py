@@ -1,0 +1,7 @@
+"""``python -m factorcl_jax`` runs the ``factorcl-jax`` command."""
+
+import sys
+
+from factorcl_jax.cli import main
+
+sys.exit(main())

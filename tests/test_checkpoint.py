@@ -1,0 +1,118 @@
+"""Orbax checkpoints: exact round trip, retention, corrupt checkpoints, other device counts."""
+
+import pathlib
+import shutil
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from factorcl_jax import augment, train
+from factorcl_jax.checkpoint import Checkpointer
+
+TINY = dict(
+    encoder_hidden=16,
+    encoder_layers=1,
+    embed_dim=8,
+    critic_hidden=16,
+    augmentations=(augment.default_augmentation,) * 2,
+)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(0)
+    data = {
+        "x1": rng.normal(size=(32, 6)).astype(np.float32),
+        "x2": rng.normal(size=(32, 6)).astype(np.float32),
+        "y": rng.integers(0, 2, 32).astype(np.int32),
+    }
+    trainer = train.default_trainer("FactorCL-SSL", **TINY)
+    state = trainer.init(jax.random.key(0), data)
+    states = []
+    for _ in range(4):
+        state, _ = trainer.jit_step(state, data)
+        states.append(jax.device_get(state))
+    abstract = jax.eval_shape(trainer.init, jax.random.key(0), data)
+    return trainer, data, states, abstract
+
+
+def save_all(directory, states, **kwargs):
+    checkpoints = Checkpointer(directory, **kwargs)
+    for index, state in enumerate(states):
+        checkpoints.save(
+            int(state.step),
+            state,
+            {"epoch": 0, "next_batch": index + 1, "metric": [0.5, 0.9, 0.1, 0.2][index]},
+        )
+    return checkpoints
+
+
+def assert_same_state(a, b):
+    chex.assert_trees_all_equal(a.params, b.params)
+    chex.assert_trees_all_equal(a.club_params, b.club_params)
+    chex.assert_trees_all_equal(a.opt_state, b.opt_state)
+    np.testing.assert_array_equal(jax.random.key_data(a.rng), jax.random.key_data(b.rng))
+    assert int(a.step) == int(b.step)
+
+
+def test_round_trip_is_bit_identical_and_training_continues_identically(tmp_path, trained):
+    trainer, data, states, abstract = trained
+    checkpoints = save_all(tmp_path, states[:2])
+    restored, meta = checkpoints.restore_latest(abstract)
+    assert meta["step"] == 2 and meta["next_batch"] == 2
+    assert_same_state(restored, states[1])
+    continued, _ = trainer.jit_step(restored, data)
+    assert_same_state(continued, states[2])
+
+
+def test_retention_keeps_the_last_k_and_the_best(tmp_path, trained):
+    _, _, states, _ = trained
+    checkpoints = save_all(tmp_path, states, keep_last=2)
+    assert checkpoints.steps() == [2, 3, 4]  # last two, plus step 2 with metric 0.9
+    without_best = save_all(tmp_path / "b", states, keep_last=1, keep_best=False)
+    assert without_best.steps() == [4]
+
+
+def corrupt(step_dir: pathlib.Path) -> None:
+    for path in sorted(step_dir.rglob("*")):
+        if path.is_file() and path.stat().st_size > 0 and "state" in str(path):
+            path.write_bytes(b"\0garbage" * 4)
+
+
+def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(tmp_path, trained):
+    _, _, states, abstract = trained
+    checkpoints = save_all(tmp_path, states[:3], keep_last=3)
+    corrupt(tmp_path / "3")
+    with pytest.warns(UserWarning, match=r"skipping checkpoint .*3"):
+        restored, meta = checkpoints.restore_latest(abstract)
+    assert meta["step"] == 2
+    assert_same_state(restored, states[1])
+    assert checkpoints.steps() == [1, 2, 3]  # nothing was deleted
+
+
+def test_partial_checkpoint_directory_is_ignored(tmp_path, trained):
+    _, _, states, abstract = trained
+    save_all(tmp_path, states[:2], keep_last=3)
+    shutil.copytree(tmp_path / "2", tmp_path / "3.orbax-checkpoint-tmp")
+    reopened = Checkpointer(tmp_path, keep_last=3)
+    assert reopened.steps() == [1, 2]
+    _, meta = reopened.restore_latest(abstract)
+    assert meta["step"] == 2
+
+
+def test_no_checkpoint_restores_none(tmp_path, trained):
+    assert Checkpointer(tmp_path).restore_latest(trained[3]) is None
+
+
+def test_restore_onto_a_mesh_of_another_device_count(tmp_path, trained):
+    _, _, states, abstract = trained
+    checkpoints = save_all(tmp_path, states[:1])
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:4]), ("data",))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    restored, _ = checkpoints.restore_latest(abstract, sharding=replicated)
+    leaf = jax.tree.leaves(restored.params)[0]
+    assert leaf.sharding.is_equivalent_to(replicated, leaf.ndim)
+    assert len(leaf.sharding.device_set) == 4
+    assert_same_state(jax.device_get(restored), states[0])

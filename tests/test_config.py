@@ -1,0 +1,102 @@
+"""Configs: presets, file formats, overrides with type checks, round trip."""
+
+import json
+
+import pytest
+
+from factorcl_jax import config as config_lib
+from factorcl_jax.config import ConfigError
+
+
+def test_presets_are_valid_and_paper_uses_the_paper_sizes():
+    paper = config_lib.PRESETS["paper"]
+    assert (
+        paper.model.encoder_hidden,
+        paper.model.embed_dim,
+        paper.train.batch_size,
+        paper.train.epochs,
+        paper.train.learning_rate,
+        paper.data.num_samples,
+    ) == (512, 128, 256, 10, 1e-4, 30000)
+    assert config_lib.PRESETS["cpu"].train.methods == ("FactorCL-SSL", "SimCLR")
+
+
+def test_dict_round_trip_is_exact():
+    for preset in config_lib.PRESETS.values():
+        assert config_lib.from_dict(config_lib.to_dict(preset)) == preset
+        assert json.loads(json.dumps(config_lib.to_dict(preset))) == config_lib.to_dict(preset)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = config_lib.apply_overrides(config_lib.PRESETS["cpu"], ["train.epochs=3"])
+    path = config_lib.save_config(config, tmp_path / "config.json")
+    assert config_lib.load_config(path) == config
+
+
+def test_toml_and_yaml_files(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        'preset = "paper"\n[train]\nepochs = 2\nmethods = ["SupCon"]\n'
+        '[data.feature_dims]\n"12" = 4\n"1" = 2\n"2" = 2\n'
+    )
+    config = config_lib.load_config(toml)
+    assert config.train.epochs == 2 and config.train.methods == ("SupCon",)
+    assert config.model.encoder_hidden == 512  # from the paper preset
+    assert config.data.feature_dims == {"12": 4, "1": 2, "2": 2}
+    import yaml
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"train": {"batch_size": 64}}))
+    assert config_lib.load_config(path).train.batch_size == 64
+
+
+def test_overrides_parse_types_and_lists():
+    config = config_lib.apply_overrides(
+        config_lib.PRESETS["cpu"],
+        [
+            "train.learning_rate=3e-4",
+            "train.methods=FactorCL-SUP,SupCon",
+            "model.block_size=32",
+            "train.epochs=4",
+            "model.block_size=null",
+        ],
+    )
+    assert config.train.learning_rate == 3e-4
+    assert config.train.methods == ("FactorCL-SUP", "SupCon")
+    assert config.train.epochs == 4 and config.model.block_size is None
+    single = config_lib.apply_overrides(config, ["train.methods=SimCLR"])
+    assert single.train.methods == ("SimCLR",)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochz=3", r"unknown key train\.epochz"),
+        ("trian.epochs=3", r"unknown config section"),
+        ("train.epochs=three", r"train\.epochs must be int, got 'three'"),
+        ("train.epochs=2.5", r"train\.epochs must be int"),
+        ("train.epochs=0", r"train\.epochs must be >= 1"),
+        ("train.methods=CLIP", r"unknown method 'CLIP'"),
+        ("train.learning_rate=-1", r"learning_rate must be > 0"),
+        ("epochs", r"must look like section\.key=value"),
+        ("data.feature_dims=3", r"data\.feature_dims must be a table"),
+    ],
+)
+def test_bad_overrides_say_which_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_lib.apply_overrides(config_lib.PRESETS["cpu"], [override])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        config_lib.load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config_lib.load_config(bad)
+    other = tmp_path / "run.ini"
+    other.write_text("x")
+    with pytest.raises(ConfigError, match="unknown config format"):
+        config_lib.load_config(other)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        config_lib.from_dict({"preset": "tpu"})
