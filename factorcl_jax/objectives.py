@@ -177,13 +177,16 @@ class Views(NamedTuple):
       representations: ``{name: [n, E]}`` of the original inputs.
       augmented: ``{name: [n, E]}`` of the augmented inputs (SSL), or ``None``.
       target_onehot: ``[n, C]`` one-hot labels (SUP), or ``None``.
-      labels: ``[n]`` integer labels (SUP), or ``None``.
+      labels: ``[n]`` integer labels of the rows (SUP), or ``None``.
+      column_labels: ``[m]`` labels of the critics' columns when they differ from the rows
+        (data-parallel: the global batch), or ``None`` for ``labels``.
     """
 
     representations: Mapping[str, Array]
     augmented: Mapping[str, Array] | None = None
     target_onehot: Array | None = None
     labels: Array | None = None
+    column_labels: Array | None = None
 
 
 def _target(method: Method, views: Views, name: str) -> Array:
@@ -234,7 +237,8 @@ def evaluate(method: Method, views: Views, score: ScoreFn) -> tuple[Array, dict[
         if term.bound == "supcon":
             if views.labels is None:
                 raise ValueError(f"term {term.name!r} needs labels")
-            values[term.name] = bounds.supcon(scores, views.labels, views.labels)
+            columns = views.labels if views.column_labels is None else views.column_labels
+            values[term.name] = bounds.supcon(scores, views.labels, columns)
         else:
             values[term.name] = getattr(bounds, term.bound)(scores)
     objective = sum(term.weight * values[term.name] for term in method.terms)

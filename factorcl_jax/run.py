@@ -166,11 +166,6 @@ def _train_method(
     trainer = build_trainer(config, method, num_classes)
     data = splits["train"]
     batch_size = config.train.batch_size
-    if batch_size > len(data["y"]):
-        raise ValueError(
-            f"train.batch_size = {batch_size} exceeds the {len(data['y'])} "
-            f"training rows of data.num_samples = {config.data.num_samples}"
-        )
     per_epoch = len(data["y"]) // batch_size
     example = {key: value[:batch_size] for key, value in data.items()}
     key = jax.random.key(config.train.seed)
@@ -284,8 +279,14 @@ def train_run(
                 f"--resume needs the run's own config: {run_dir / 'config.json'} "
                 f"differs from the requested one"
             )
-    save_config(config, run_dir / "config.json")
     splits = load_splits(config)
+    if config.train.batch_size > len(splits["train"]["y"]):
+        raise ValueError(
+            f"train.batch_size = {config.train.batch_size} exceeds the "
+            f"{len(splits['train']['y'])} training rows of data.num_samples = "
+            f"{config.data.num_samples}"
+        )
+    save_config(config, run_dir / "config.json")
     num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
     log = MetricsLog(run_dir)
     per_method = {}

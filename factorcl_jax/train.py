@@ -20,6 +20,13 @@ Read top to bottom:
    and parameter norms. A step whose loss is not finite leaves the state unchanged.
 4. :func:`fit` loops over an in-memory dataset (seeded shuffling per epoch, drop-last), shows
    a progress bar, and stops with a clear error naming the step and term on NaN/inf.
+
+Data parallelism is the same step with ``axis_name`` set (:mod:`factorcl_jax.parallel` maps
+it over devices): every device holds the state and ``n_local`` rows of the global batch. It
+embeds its rows, gathers the columns of every critic from all devices, so each row is scored
+against the ``n_global`` columns of the global batch (``[n_local, n_global]`` scores), and the
+losses, measurements and gradients are averaged over devices. With ``axis_name=None`` every
+collective below is skipped and the step is the single-device one.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ __all__ = [
     "default_trainer",
     "embed_dataset",
     "fit",
+    "global_columns",
 ]
 
 Batch = Mapping[str, Array]
@@ -60,6 +68,9 @@ Batch = Mapping[str, Array]
 
 Augmentation = Callable[..., Array]
 """``(key, x, *, mask=None) -> augmented x`` of the same shape (see :mod:`augment`)."""
+
+StepFn = Callable[[Any, Any], tuple[Any, Mapping[str, Array]]]
+"""``(state, batch) -> (state, measurements)``, e.g. :attr:`Trainer.jit_step`."""
 
 
 def _inputs(batch: Batch) -> tuple[tuple[Array, Array], tuple[Array | None, Array | None]]:
@@ -130,30 +141,48 @@ class Trainer:
 
     # ------------------------------------------------------------------ views and scores
 
-    def views(self, model_params: Any, batch: Batch, key: Array) -> Views:
-        """Representations of the batch (and of its augmented views / one-hot labels)."""
-        inputs = (batch["x1"], batch["x2"])
-        _, representations = self.model.apply(model_params, inputs)
+    def views(
+        self, model_params: Any, batch: Batch, key: Array, axis_name: str | None = None
+    ) -> Views:
+        """Representations of the batch (and of its augmented views / one-hot labels).
+
+        Under ``axis_name`` the augmented views of this device's rows are drawn as if the
+        global batch were augmented at once (see :func:`_augment_global_batch`).
+        """
+        inputs, masks = _inputs(batch)
+        _, representations = self.model.apply(model_params, inputs, masks)
         augmented = None
         if self.method.uses_augmentation:
             keys = jax.random.split(key, len(inputs))
             augmented_inputs = tuple(
-                augment(k, x)
-                for augment, k, x in zip(self.augmentations, keys, inputs, strict=True)
+                _augment_global_batch(augment, k, x, mask, axis_name)
+                for augment, k, x, mask in zip(self.augmentations, keys, inputs, masks, strict=True)
             )
-            _, augmented = self.model.apply(model_params, augmented_inputs)
+            _, augmented = self.model.apply(model_params, augmented_inputs, masks)
         labels = batch.get("y")
-        onehot = None
+        onehot = column_labels = None
         if self.method.supervised:
             if labels is None:
                 raise ValueError(f"{self.method.name} is supervised: the batch needs 'y'")
             onehot = jax.nn.one_hot(labels, self.num_classes)
-        return Views(representations, augmented, onehot, labels)
+            column_labels = global_columns(labels, axis_name)
+        return Views(representations, augmented, onehot, labels, column_labels)
 
-    def scores(self, critic_params: Any, left: Array, right: Array) -> Array:
-        """``[n, n]`` critic scores of every (row, column) pair."""
+    def scores(
+        self, critic_params: Any, left: Array, right: Array, axis_name: str | None = None
+    ) -> Array:
+        """``[n_local, n_global]`` critic scores of this device's rows against every column.
+
+        ``left`` and ``right`` are this device's ``[n_local, d]`` rows; the columns are
+        :func:`global_columns` of ``right``, so row ``i``'s positive is at column ``i`` (offset
+        0) on every device. Without ``axis_name`` this is the ``[n, n]`` matrix of the batch.
+        """
         return critics.pairwise_scores(
-            self.critic, critic_params, left, right, block_size=self.block_size
+            self.critic,
+            critic_params,
+            left,
+            global_columns(right, axis_name),
+            block_size=self.block_size,
         )
 
     # ------------------------------------------------------------------ initialisation
@@ -186,9 +215,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
 
-    def loss(self, params: Any, club_params: Any, batch: Batch, key: Array):
-        """``(loss, (term values, score statistics, CLUB-critic inputs))``; CLUB critics fixed."""
-        views = self.views(params["model"], batch, key)
+    def loss(
+        self,
+        params: Any,
+        club_params: Any,
+        batch: Batch,
+        key: Array,
+        axis_name: str | None = None,
+    ):
+        """``(loss, (term values, score statistics, CLUB-critic inputs))``; CLUB critics fixed.
+
+        Under ``axis_name`` the values are this device's share (its rows against the global
+        batch's columns); their mean over devices is the full-batch value.
+        """
+        views = self.views(params["model"], batch, key, axis_name)
         statistics = {}
 
         def score(term: objectives.Term, left: Array, right: Array) -> Array:
@@ -196,7 +236,7 @@ class Trainer:
                 critic_params = jax.lax.stop_gradient(club_params[term.name])
             else:
                 critic_params = params["critics"][term.name]
-            scores = self.scores(critic_params, left, right)
+            scores = self.scores(critic_params, left, right, axis_name)
             statistics[term.name] = _score_statistics(scores)
             return scores
 
@@ -207,34 +247,61 @@ class Trainer:
         }
         return loss, (values, statistics, club_inputs)
 
-    def club_update(self, club_params: Any, club_opt_state: Any, club_inputs: Mapping):
-        """``num_club_iter`` InfoNCE ascent steps of the CLUB critics on fixed embeddings."""
+    def club_update(
+        self,
+        club_params: Any,
+        club_opt_state: Any,
+        club_inputs: Mapping,
+        axis_name: str | None = None,
+    ):
+        """``num_club_iter`` InfoNCE ascent steps of the CLUB critics on fixed embeddings.
+
+        ``club_inputs[name]`` is the term's ``([n_local, dl], [n_local, dr])`` rows; under
+        ``axis_name`` each critic scores them against the global batch's columns and the
+        gradients and values are averaged over devices.
+        """
 
         def club_loss(club_params: Any) -> tuple[Array, dict[str, Array]]:
             values = {
-                name: bounds.infonce(self.scores(club_params[name], *club_inputs[name]))
+                name: bounds.infonce(self.scores(club_params[name], *club_inputs[name], axis_name))
                 for name in club_inputs
             }
             return -sum(values.values(), start=jnp.zeros(())), values
 
         values = {}
         for _ in range(self.num_club_iter):
-            grads, values = jax.grad(club_loss, has_aux=True)(club_params)
+            grads, values = jax.grad(club_loss, has_aux=True)(_device_copy(club_params, axis_name))
+            grads, values = _mean_over_devices((grads, values), axis_name)
             updates, club_opt_state = self.club_optimizer.update(grads, club_opt_state, club_params)
             club_params = optax.apply_updates(club_params, updates)
         return club_params, club_opt_state, values
 
-    def step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
-        """One training step; see the module docstring. Pure: jit it (see :meth:`jit_step`)."""
+    def step(
+        self, state: TrainState, batch: Batch, axis_name: str | None = None
+    ) -> tuple[TrainState, dict[str, Array]]:
+        """One training step; see the module docstring. Pure: jit it (see :meth:`jit_step`).
+
+        Args:
+          state: the train state (replicated on every device under ``axis_name``).
+          batch: ``[n, ...]`` arrays; under ``axis_name`` this device's ``n_local`` rows of
+            the global batch.
+          axis_name: the mapped axis the devices of a data-parallel step share, or ``None``.
+
+        Returns:
+          ``(new_state, measurements)``; measurements are scalars, identical on every device.
+        """
         key = jax.random.fold_in(state.rng, state.step)
         grad_fn = jax.value_and_grad(self.loss, has_aux=True)
         (loss, (values, statistics, club_inputs)), grads = grad_fn(
-            state.params, state.club_params, batch, key
+            _device_copy(state.params, axis_name), state.club_params, batch, key, axis_name
+        )
+        loss, values, statistics, grads = _mean_over_devices(
+            (loss, values, statistics, grads), axis_name
         )
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         club_params, club_opt_state, club_values = self.club_update(
-            state.club_params, state.club_opt_state, club_inputs
+            state.club_params, state.club_opt_state, club_inputs, axis_name
         )
         new_state = state.replace(
             step=state.step + 1,
@@ -243,6 +310,7 @@ class Trainer:
             opt_state=opt_state,
             club_opt_state=club_opt_state,
         )
+        # The loss is already the mean over devices, so every device keeps or drops the update.
         finite = jnp.isfinite(loss)
         new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
         measurements = {
@@ -267,6 +335,57 @@ class Trainer:
     def embed(self, params: Any, batch: Batch) -> dict[str, Array]:
         """Evaluation representations (``"encoders"`` and ``"factorized"``) of a batch."""
         return models.embed(self.model, params["model"], *_inputs(batch))
+
+
+def global_columns(x: Array, axis_name: str | None) -> Array:
+    """``[n_local, ...] -> [n_global, ...]``: every device's rows, this device's first.
+
+    The gathered rows are rotated so that device ``k``'s own rows lead: row ``i``'s positive
+    then sits at column ``i`` on every device, and every bound of a term (InfoNCE, NCE-CLUB:
+    sums over all columns) equals this device's share of the full-batch value without an
+    ``offset``. The gradient reaches the other devices' rows through the gather's transpose.
+    Without ``axis_name``, ``x`` itself.
+    """
+    if axis_name is None:
+        return x
+    gathered = jax.lax.all_gather(x, axis_name, tiled=True)
+    return jnp.roll(gathered, -jax.lax.axis_index(axis_name) * x.shape[0], axis=0)
+
+
+def _augment_global_batch(
+    augment: Augmentation, key: Array, x: Array, mask: Array | None, axis_name: str | None
+) -> Array:
+    """``augment(key, x)`` of this device's ``[n_local, ...]`` rows, drawn for the global batch.
+
+    An augmentation draws the randomness of every row from one key for the whole batch (and
+    mixup pairs rows across it), so a row's draw depends on its global index and the global
+    batch size. Augmenting the gathered global batch and keeping this device's rows gives every
+    row the draw it gets on one device, whatever the device count; the price is one gather of
+    the raw inputs and an augmentation of ``n_global`` rows per device.
+    """
+    if axis_name is None:
+        return augment(key, x, mask=mask)
+    n_local = x.shape[0]
+    gather = lambda value: jax.lax.all_gather(value, axis_name, tiled=True)
+    augmented = augment(key, gather(x), mask=None if mask is None else gather(mask))
+    start = jax.lax.axis_index(axis_name) * n_local
+    return jax.lax.dynamic_slice_in_dim(augmented, start, n_local, axis=0)
+
+
+def _device_copy(params: Any, axis_name: str | None) -> Any:
+    """``params`` as this device's own copy, so their gradient is this device's partial sum.
+
+    Under ``shard_map`` JAX tracks replicated values and would psum the gradient of replicated
+    parameters itself; ``pmap`` never does. Marking them as varying over ``axis_name`` (a no-op
+    under ``pmap``) gives both the same partial gradient, which :func:`_mean_over_devices`
+    then averages.
+    """
+    return params if axis_name is None else jax.lax.pcast(params, axis_name, to="varying")
+
+
+def _mean_over_devices(tree: Any, axis_name: str | None) -> Any:
+    """``pmean`` of every leaf over ``axis_name`` (``tree`` itself without one)."""
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
 def _score_statistics(scores: Array) -> tuple[Array, Array]:
@@ -316,6 +435,8 @@ def fit(
     on_step: Callable[[TrainState, dict[str, float], int, int], None] | None = None,
     start_epoch: int = 0,
     start_batch: int = 0,
+    step_fn: StepFn | None = None,
+    place_batch: Callable[[dict[str, np.ndarray]], Any] | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Trains for ``epochs`` over ``data`` and returns the state and per-step measurements.
 
@@ -331,12 +452,18 @@ def fit(
         (logging, checkpointing).
       start_epoch: epoch to start from (resuming).
       start_batch: batch index within ``start_epoch`` to start from (resuming).
+      step_fn: the update, ``(state, batch) -> (state, measurements)``; default
+        ``trainer.jit_step`` (:func:`factorcl_jax.parallel.fit` passes a data-parallel one).
+      place_batch: maps each host batch of ``batch_size`` rows to the ``step_fn`` input, e.g.
+        onto a device mesh; default: the host batch as is.
 
     Raises:
       NonFiniteLossError: naming the step and the term when a loss turns NaN/inf; the state
         passed to ``on_step`` before that stayed finite.
     """
     num_rows = _check_data(data, batch_size)
+    step_fn = trainer.jit_step if step_fn is None else step_fn
+    place_batch = (lambda batch: batch) if place_batch is None else place_batch
     per_epoch = num_rows // batch_size
     history = []
     total = max(epochs * per_epoch - (start_epoch * per_epoch + start_batch), 0)
@@ -346,7 +473,7 @@ def fit(
         for index, batch in enumerate(
             batches(data, batch_size, seed=seed, epoch=epoch, start=first), start=first
         ):
-            state, measured = trainer.jit_step(state, batch)
+            state, measured = step_fn(state, place_batch(batch))
             measured = {k: float(v) for k, v in jax.device_get(measured).items()}
             measured["step"] = int(state.step)
             measured["epoch"] = epoch
@@ -382,7 +509,11 @@ def embed_dataset(
     num_rows = len(data["x1"])
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, num_rows, batch_size):
-        chunk = {k: data[k][start : start + batch_size] for k in ("x1", "x2")}
+        chunk = {
+            k: data[k][start : start + batch_size]
+            for k in ("x1", "x2", "mask1", "mask2")
+            if k in data
+        }
         for name, value in embed(params, chunk).items():
             parts.setdefault(name, []).append(np.asarray(value))
     return {name: np.concatenate(values) for name, values in parts.items()}

@@ -190,7 +190,7 @@ def mistakes(tmp_path, tiny_config, trained_run):
         "missing config": (["train", "--config", tmp_path / "none.toml"], "cannot read"),
         "resume without run": (["train", "--resume", "--out", tmp_path / "nope"], "does not exist"),
         "batch larger than data": (
-            ["train", "--config", tiny_config, "train.batch_size=4000"],
+            ["train", "--config", tiny_config, "--out", tmp_path / "big", "train.batch_size=4000"],
             "exceeds",
         ),
         "missing file": (["estimate", tmp_path / "none.npy", tmp_path / "x.npy"], "file not found"),
