@@ -54,6 +54,14 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 def _command_train(args: argparse.Namespace) -> int:
     from factorcl_jax import reporting, run
 
+    if args.coordinator_address or args.num_processes is not None:
+        from factorcl_jax import parallel
+
+        parallel.initialize_distributed(
+            coordinator_address=args.coordinator_address,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
     config = _resolve_config(args)
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR, the run directory to continue")
@@ -61,7 +69,14 @@ def _command_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume: run directory {args.out} does not exist")
     run_dir = reporting.make_run_dir(args.out, "train")
     echo = (lambda *_: None) if args.quiet else print
-    run.train_run(config, run_dir, resume=args.resume, progress=_progress_enabled(args), echo=echo)
+    run.train_run(
+        config,
+        run_dir,
+        resume=args.resume,
+        progress=_progress_enabled(args),
+        echo=echo,
+        devices=args.devices,
+    )
     return 0
 
 
@@ -315,6 +330,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in --out from its latest complete checkpoint",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    train.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="train data-parallel over this many devices (default: 1; every "
+        "device in a multi-process run)",
+    )
+    train.add_argument(
+        "--coordinator-address",
+        metavar="HOST:PORT",
+        help="multi-host: address of process 0 (or JAX_COORDINATOR_ADDRESS)",
+    )
+    train.add_argument(
+        "--num-processes",
+        type=_positive_int,
+        help="multi-host: number of processes (or JAX_NUM_PROCESSES)",
+    )
+    train.add_argument(
+        "--process-id", type=int, help="multi-host: this process's index (or JAX_PROCESS_ID)"
+    )
     train.set_defaults(handler=_command_train)
 
     probe = commands.add_parser(

@@ -18,6 +18,7 @@ The run directory then holds ``config.json``, ``metrics.jsonl``, ``checkpoints/M
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import re
@@ -27,8 +28,18 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
-from factorcl_jax import augment, evaluation, objectives, plotting, probe, reporting, train
+from factorcl_jax import (
+    augment,
+    evaluation,
+    objectives,
+    parallel,
+    plotting,
+    probe,
+    reporting,
+    train,
+)
 from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.config import RunConfig, save_config, to_dict
 from factorcl_jax.data.synthetic import SyntheticData, make_synthetic, train_test_split
@@ -89,16 +100,20 @@ def build_trainer(config: RunConfig, method: str, num_classes: int) -> train.Tra
 
 
 class MetricsLog:
-    """Appends one JSON line per step to ``metrics.jsonl`` (and TensorBoard when available)."""
+    """Appends one JSON line per step to ``metrics.jsonl`` (and TensorBoard when available).
+
+    Only the main process of a multi-process run writes; elsewhere writes are no-ops.
+    """
 
     def __init__(self, run_dir: pathlib.Path) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.tensorboard_dir = run_dir / "tensorboard"
         self._writers: dict[str, Any] = {}
+        self.enabled = parallel.is_main_process()
 
     def truncate(self, method: str, last_step: int) -> None:
         """Drops ``method``'s lines after ``last_step`` (and any torn last line)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         kept = []
         for line in self.path.read_text().splitlines():
@@ -125,6 +140,8 @@ class MetricsLog:
         return records
 
     def write(self, method: str, measured: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as handle:
             handle.write(json.dumps({"method": method, **measured}) + "\n")
         writer = self._writer(method)
@@ -161,12 +178,18 @@ def _train_method(
     resume: bool,
     progress: bool,
     num_classes: int,
+    mesh: jax.sharding.Mesh | None,
 ) -> dict[str, Any]:
-    """Trains (or resumes) one method; returns its probe accuracies and timings."""
+    """Trains (or resumes) one method; returns its probe accuracies and timings.
+
+    With a ``mesh`` the step runs data-parallel over its devices (and processes), each
+    process feeding its own shard of the training rows; only the main process logs.
+    """
     trainer = build_trainer(config, method, num_classes)
     data = splits["train"]
     batch_size = config.train.batch_size
-    per_epoch = len(data["y"]) // batch_size
+    shard = data if mesh is None else parallel.process_shard(data)
+    per_epoch = len(shard["y"]) // (batch_size // jax.process_count())
     example = {key: value[:batch_size] for key, value in data.items()}
     key = jax.random.key(config.train.seed)
     checkpoints = Checkpointer(
@@ -175,8 +198,10 @@ def _train_method(
         keep_best=config.checkpoint.keep_best,
     )
     state, start_epoch, start_batch = None, 0, 0
+    sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
     if resume:
-        restored = checkpoints.restore_latest(jax.eval_shape(trainer.init, key, example))
+        abstract = jax.eval_shape(trainer.init, key, example)
+        restored = checkpoints.restore_latest(abstract, sharding=sharding)
         if restored is not None:
             state, meta = restored
             start_epoch, start_batch = meta["epoch"], meta["next_batch"]
@@ -184,6 +209,8 @@ def _train_method(
     if state is None:
         log.truncate(method, 0)
         state = trainer.init(key, example)
+        if mesh is not None:
+            state = parallel.replicate_state(state, mesh)
     representation = config.train.probe_representation
 
     def validation_accuracy(state: train.TrainState) -> float:
@@ -223,10 +250,11 @@ def _train_method(
             save(state, epoch, next_batch, None)
 
     start = time.perf_counter()
-    state, _ = train.fit(
+    fit = train.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
+    state, _ = fit(
         trainer,
         state,
-        data,
+        shard,
         epochs=config.train.epochs,
         batch_size=batch_size,
         seed=config.train.seed,
@@ -253,6 +281,26 @@ def _train_method(
     }
 
 
+def _mesh(devices: int | None, batch_size: int) -> jax.sharding.Mesh | None:
+    """The data-parallel mesh of ``devices`` devices, or ``None`` for single-device training."""
+    available = jax.device_count()
+    if devices is None:
+        devices = available if jax.process_count() > 1 else 1
+    if not 1 <= devices <= available:
+        raise ValueError(
+            f"--devices must be in [1, {available}] (devices visible to JAX), got {devices}"
+        )
+    if batch_size % devices:
+        raise ValueError(
+            f"train.batch_size = {batch_size} must be divisible by the {devices} devices"
+        )
+    if devices == 1 and jax.process_count() == 1:
+        return None
+    if devices != available and jax.process_count() > 1:
+        raise ValueError("multi-process runs use every device: leave --devices unset")
+    return parallel.data_mesh(jax.devices()[:devices])
+
+
 def train_run(
     config: RunConfig,
     run_dir: str | pathlib.Path,
@@ -260,6 +308,7 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     echo=print,
+    devices: int | None = None,
 ) -> dict[str, Any]:
     """Runs the whole ``train`` job into ``run_dir`` and returns what ``results.json`` holds.
 
@@ -269,6 +318,8 @@ def train_run(
       resume: continue from the latest complete checkpoints in ``run_dir``.
       progress: show progress bars.
       echo: where to print tables (``print``; a no-op to stay quiet).
+      devices: train data-parallel over this many devices (all processes together);
+        ``None``: one device, or every device when several processes run.
     """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -286,7 +337,12 @@ def train_run(
             f"{len(splits['train']['y'])} training rows of data.num_samples = "
             f"{config.data.num_samples}"
         )
-    save_config(config, run_dir / "config.json")
+    mesh = _mesh(devices, config.train.batch_size)
+    if parallel.is_main_process():
+        save_config(config, run_dir / "config.json")
+    else:
+        echo = lambda *_: None
+        progress = False
     num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
     log = MetricsLog(run_dir)
     per_method = {}
@@ -302,6 +358,7 @@ def train_run(
                 resume=resume,
                 progress=progress,
                 num_classes=num_classes,
+                mesh=mesh,
             )
     finally:
         log.close()
@@ -342,6 +399,8 @@ def train_run(
             if r["history"]
         },
     }
+    if not parallel.is_main_process():
+        return results
     reporting.write_json(run_dir / "results.json", results)
     try:
         histories = {m: r["history"] for m, r in per_method.items()}

@@ -122,6 +122,27 @@ def test_train_writes_the_run_directory(trained_run):
     assert any((trained_run / "tensorboard" / "simclr").iterdir())
 
 
+def test_train_data_parallel_on_simulated_devices(tmp_path, tiny_config):
+    # conftest gives every process 8 simulated CPU devices; train on 4 of them.
+    out = tmp_path / "parallel"
+    cli(
+        "train",
+        "--config",
+        tiny_config,
+        "--out",
+        out,
+        "--devices",
+        4,
+        "--quiet",
+        "train.epochs=1",
+        "checkpoint.every_steps=0",
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"]["FactorCL-SSL"] == int(400 * 0.7) // 32
+    assert 0.5 < results["probe_accuracy"]["FactorCL-SSL"] <= 1.0
+    assert len(read_metrics(out)) == int(400 * 0.7) // 32
+
+
 def test_probe_reads_the_checkpoint_and_matches_train(trained_run):
     result = cli("probe", trained_run, "--method", "SimCLR")
     accuracy = json.loads((trained_run / "results.json").read_text())["probe_accuracy"]["SimCLR"]
@@ -192,6 +213,10 @@ def mistakes(tmp_path, tiny_config, trained_run):
         "batch larger than data": (
             ["train", "--config", tiny_config, "--out", tmp_path / "big", "train.batch_size=4000"],
             "exceeds",
+        ),
+        "devices not dividing the batch": (
+            ["train", "--config", tiny_config, "--out", tmp_path / "d3", "--devices", 3],
+            "must be divisible by the 3 devices",
         ),
         "missing file": (["estimate", tmp_path / "none.npy", tmp_path / "x.npy"], "file not found"),
         "mismatched rows": (
