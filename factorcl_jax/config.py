@@ -88,18 +88,20 @@ class TrainConfig:
     """Optimisation of every method of the run.
 
     ``augmentations`` are names from :data:`factorcl_jax.augment.AUGMENTATIONS` (one picked
-    per sample); ``probe_representation`` is ``"encoders"`` or ``"factorized"``.
+    per sample); ``probe_representation`` is ``"factorized"`` (the paper's final
+    representation, all heads concatenated: ``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL) or
+    ``"encoders"`` (the concatenated encoder outputs).
     """
 
     methods: tuple[str, ...] = ("FactorCL-SSL", "SimCLR")
     epochs: int = 8
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     num_club_iter: int = 1
     augmentations: tuple[str, ...] = ("gaussian_noise", "feature_mask")
     noise_scale: float = 0.3
     mask_rate: float = 0.3
-    probe_representation: str = "encoders"
+    probe_representation: str = "factorized"
     seed: int = 0
 
 
