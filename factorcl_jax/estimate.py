@@ -23,7 +23,16 @@ from jax import Array
 
 from factorcl_jax import bounds, critics
 
-__all__ = ["ESTIMATORS", "Estimator", "MIEstimate", "critic_outputs", "estimate_mi"]
+__all__ = [
+    "ESTIMATORS",
+    "CriticState",
+    "Estimator",
+    "MIEstimate",
+    "critic_outputs",
+    "critic_step",
+    "estimate_mi",
+    "init_critic_state",
+]
 
 
 class Estimator(NamedTuple):
@@ -87,6 +96,63 @@ def critic_outputs(
         mean, log_variance = critic.apply(params, x, y)
         return mean, log_variance, y
     return critics.pairwise_scores(critic, params, x, y, block_size=block_size)
+
+
+class CriticState(NamedTuple):
+    """Critic variables, optimizer state and the estimator's carry (MINE's average)."""
+
+    params: Any
+    opt_state: Any
+    estimator_carry: Any
+
+
+def critic_step(
+    estimator: Estimator,
+    critic: nn.Module,
+    optimizer: optax.GradientTransformation,
+    state: CriticState,
+    x: Array,
+    y: Array,
+    *,
+    block_size: int | None = None,
+) -> tuple[CriticState, Array]:
+    """One update maximising ``estimator``'s training objective on the batch ``(x, y)``.
+
+    Args:
+      estimator: an entry of :data:`~factorcl_jax.estimate.ESTIMATORS`.
+      critic: the critic module (pairwise, or Gaussian for CLUB).
+      optimizer: the optax transformation that produced ``state.opt_state``.
+      state: current :class:`CriticState`.
+      x: ``[n, dx]`` batch of X.
+      y: ``[n, dy]`` batch of Y paired row by row with ``x``.
+      block_size: row block of :func:`~factorcl_jax.critics.pairwise_scores`.
+
+    Returns:
+      ``(new_state, estimate)``: the scalar estimate on this batch is taken *before* the
+      update, as the staircase protocol logs it.
+    """
+
+    def loss(params: Any) -> tuple[Array, tuple[Array, Any]]:
+        outputs = critic_outputs(estimator, critic, params, x, y, block_size=block_size)
+        objective, carry = estimator.training_objective(outputs, state.estimator_carry)
+        return -objective, (estimator.estimate(outputs), carry)
+
+    grads, (estimate, carry) = jax.grad(loss, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    return CriticState(optax.apply_updates(state.params, updates), opt_state, carry), estimate
+
+
+def init_critic_state(
+    estimator: Estimator,
+    critic: nn.Module,
+    optimizer: optax.GradientTransformation,
+    key: Array,
+    x: Array,
+    y: Array,
+) -> CriticState:
+    """Fresh critic variables, optimizer state and estimator carry for batches like ``x, y``."""
+    params = critic.init(key, x, y)
+    return CriticState(params, optimizer.init(params), estimator.init_carry())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,27 +263,17 @@ def estimate_mi(
     def outputs(params: Any, batch: tuple[Array, Array]) -> Any:
         return critic_outputs(estimator, critic, params, *batch, block_size=block_size)
 
-    def train_step(carry: tuple, key: Array) -> tuple[tuple, Array]:
-        params, opt_state, estimator_carry = carry
-
-        def loss(params: Any) -> tuple[Array, tuple[Array, Any]]:
-            critic_out = outputs(params, batch)
-            objective, new_carry = estimator.training_objective(critic_out, estimator_carry)
-            return -objective, (estimator.estimate(critic_out), new_carry)
-
-        batch = draw(key)
-        grads, (logged, estimator_carry) = jax.grad(loss, has_aux=True)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, estimator_carry), logged
+    def train_step(state: CriticState, key: Array) -> tuple[CriticState, Array]:
+        return critic_step(estimator, critic, optimizer, state, *draw(key), block_size=block_size)
 
     @jax.jit
     def fit(key: Array) -> tuple[Any, Array, Array]:
         init_key, train_key, eval_key = jax.random.split(key, 3)
-        params = critic.init(init_key, x[:batch_size], y[:batch_size])
-        carry = (params, optimizer.init(params), estimator.init_carry())
-        (params, _, _), history = jax.lax.scan(
-            train_step, carry, jax.random.split(train_key, steps)
+        state = init_critic_state(
+            estimator, critic, optimizer, init_key, x[:batch_size], y[:batch_size]
         )
+        state, history = jax.lax.scan(train_step, state, jax.random.split(train_key, steps))
+        params = state.params
         evaluate = lambda key: estimator.estimate(outputs(params, draw(key)))
         final = jnp.mean(jax.lax.map(evaluate, jax.random.split(eval_key, eval_batches)))
         return params, history, final

@@ -274,24 +274,25 @@ def test_help_for_every_subcommand(capsys):
 # ---------------------------------------------------------------- exact resume
 
 
-def train_process(out, config):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "factorcl_jax",
-            "train",
-            "--config",
-            config,
-            "--out",
-            out,
-            "--quiet",
-            *(["--resume"] if out.exists() else []),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def train_process(out, config, log):
+    resume = ["--resume"] if out.exists() else []
+    with log.open("a") as handle:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "factorcl_jax",
+                "train",
+                "--config",
+                config,
+                "--out",
+                out,
+                "--quiet",
+                *resume,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+        )
 
 
 def kill_when(process, condition, log, timeout=240):
