@@ -42,6 +42,7 @@ __all__ = [
     "TrainAndProbeResult",
     "num_classes_of",
     "probe_accuracies",
+    "probe_accuracy",
     "train_and_probe",
 ]
 
@@ -117,7 +118,8 @@ def probe_accuracies(
     _check_data(train_data, "train_data")
     _check_data(test_data, "test_data")
     representations = _check_representations(representations)
-    num_classes = num_classes or num_classes_of(train_data, test_data)
+    if num_classes is None:
+        num_classes = num_classes_of(train_data, test_data)
     train_features = train.embed_dataset(trainer, params, train_data, batch_size=batch_size)
     test_features = train.embed_dataset(trainer, params, test_data, batch_size=batch_size)
     return {
@@ -131,6 +133,30 @@ def probe_accuracies(
         )
         for name in representations
     }
+
+
+def probe_accuracy(
+    trainer: train.Trainer,
+    params: Any,
+    train_data: Data,
+    test_data: Data,
+    *,
+    representation: str = "encoders",
+    **kwargs: Any,
+) -> float:
+    """Linear-probe test accuracy of one representation (see :func:`probe_accuracies`).
+
+    Args:
+      trainer, params, train_data, test_data: as in :func:`probe_accuracies`.
+      representation: ``"encoders"`` (the reference's evaluation) or ``"factorized"``.
+      **kwargs: ``num_classes``, ``batch_size`` and ``l2`` of :func:`probe_accuracies`.
+
+    Returns:
+      Test accuracy in ``[0, 1]``.
+    """
+    return probe_accuracies(
+        trainer, params, train_data, test_data, representations=(representation,), **kwargs
+    )[representation]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +241,8 @@ def train_and_probe(
     _check_data(train_data, "train_data")
     _check_data(test_data, "test_data")
     representations = _check_representations(representations)
-    num_classes = num_classes or num_classes_of(train_data, test_data)
+    if num_classes is None:
+        num_classes = num_classes_of(train_data, test_data)
     trainer = train.default_trainer(
         method,
         num_classes=num_classes,

@@ -1,0 +1,296 @@
+"""MultiBench loaders on tiny files in the real formats, their errors, and the table runner."""
+
+import json
+
+import numpy as np
+import pytest
+from example_scripts import load_example
+from multibench_fixtures import (
+    SIZES,
+    write_affect,
+    write_mimic,
+    write_multibench_mimic,
+    write_pickle,
+)
+
+from factorcl_jax.data import multibench
+
+
+@pytest.fixture(scope="module")
+def mosi(tmp_path_factory):
+    return write_affect(tmp_path_factory.mktemp("affect") / "mosi.pkl", "mosi")
+
+
+def real_lengths(text: np.ndarray) -> np.ndarray:
+    """Steps from the first non-zero text step to the end, per sample."""
+    nonzero = np.any(text != 0, axis=2)
+    return np.where(nonzero.any(1), text.shape[1] - nonzero.argmax(1), 0)
+
+
+def test_affect_shapes_masks_and_dropped_samples(mosi):
+    path, raw = mosi
+    data = multibench.load_affect(path, "mosi", modalities=("vision", "text"), max_length=5)
+    assert data.modalities == ("vision", "text") and data.input_dims == (5, 7)
+    assert data.dropped == {"train": 1, "valid": 1, "test": 1}  # all-zero text
+    for name, size in SIZES.items():
+        split = getattr(data, name)
+        assert set(split) == {"x1", "x2", "mask1", "mask2", "y"}
+        assert all(type(array) is np.ndarray for array in split.values())  # host memory only
+        assert split["x1"].shape == (size - 1, 5, 5) and split["x2"].shape == (size - 1, 5, 7)
+        assert split["x1"].dtype == np.float32 and split["mask1"].dtype == bool
+        expected = np.minimum(real_lengths(raw[name]["text"])[:-1], 5)
+        np.testing.assert_array_equal(split["mask1"].sum(1), expected)
+        np.testing.assert_array_equal(split["mask1"], split["mask2"])  # aligned
+        # Right-padded: real steps first, padding exactly zero.
+        np.testing.assert_array_equal(split["mask1"], np.arange(5)[None] < expected[:, None])
+        assert not split["x1"][~split["mask1"]].any()
+
+
+def test_affect_keeps_the_first_real_steps_standardised_with_train_statistics(mosi):
+    path, raw = mosi
+    data = multibench.load_affect(path, "mosi", modalities=("audio", "text"), max_length=4)
+    train_text = raw["train"]["text"][:-1]
+    lengths = real_lengths(train_text)
+    real = np.concatenate(
+        [train_text[i, -length:][:4] for i, length in enumerate(lengths)]
+    )  # first 4 real steps
+    mean, std = data.statistics["text"]
+    np.testing.assert_allclose(mean, real.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, real.std(0), rtol=1e-4)
+    standard = data.train["x2"][data.train["mask2"]]
+    np.testing.assert_allclose(standard.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(standard.std(0), 1.0, atol=1e-4)
+    # A test sample: its first real steps, standardised with the *training* statistics.
+    test_audio = raw["test"]["audio"][1]
+    length = real_lengths(raw["test"]["text"])[1]
+    expected = (test_audio[-length:][:4] - data.statistics["audio"][0]) / data.statistics["audio"][
+        1
+    ]
+    np.testing.assert_allclose(data.test["x1"][1, : min(length, 4)], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sentiment_label_schemes(mosi):
+    path, raw = mosi
+    values = raw["test"]["labels"].reshape(-1)[:-1]
+    binary = multibench.load_affect(path, "mosi")
+    np.testing.assert_array_equal(binary.test["y"], values >= 0)
+    assert binary.num_classes == 2 and (values == 0).any()
+    nonzero = multibench.load_affect(path, "mosi", label_scheme="binary_nonzero")
+    np.testing.assert_array_equal(nonzero.test["y"], values[values != 0] > 0)
+    assert nonzero.dropped["test"] == 1 + int((values == 0).sum())
+    three = multibench.load_affect(path, "mosi", label_scheme="three_class")
+    np.testing.assert_array_equal(three.test["y"], np.sign(values).astype(int) + 1)
+    assert three.num_classes == 3
+
+
+@pytest.mark.parametrize(("task", "negative"), [("humor", 0.0), ("sarcasm", -1.0)])
+def test_humor_and_sarcasm_labels_are_binary(tmp_path, task, negative):
+    path, raw = write_affect(tmp_path / f"{task}.pkl", task)
+    values = raw["train"]["labels"].reshape(-1)[:-1]
+    assert set(np.unique(values)) == {negative, 1.0}
+    data = multibench.load_affect(path, task)
+    np.testing.assert_array_equal(data.train["y"], values == 1.0)
+    with pytest.raises(ValueError, match="label_scheme"):
+        multibench.load_affect(path, task, label_scheme="three_class")
+
+
+def test_unaligned_sequences_start_at_their_own_first_real_step(tmp_path):
+    path, raw = write_affect(tmp_path / "mosi.pkl")
+    raw["train"]["vision"][0, :3] = 0.0  # sample 0: full-length text, vision starts at step 3
+    write_pickle(path, raw)
+    aligned = multibench.load_affect(path, "mosi", max_length=8)
+    unaligned = multibench.load_affect(path, "mosi", max_length=8, aligned=False)
+    assert aligned.train["mask1"][0].sum() == 8 and unaligned.train["mask1"][0].sum() == 5
+    mean, std = unaligned.statistics["vision"]
+    np.testing.assert_allclose(
+        unaligned.train["x1"][0, :5] * std + mean, raw["train"]["vision"][0, 3:], rtol=1e-4
+    )
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".npz"])
+def test_mimic_split_layout(tmp_path, suffix):
+    path, raw = write_mimic(tmp_path / f"mimic{suffix}")
+    data = multibench.load_mimic(path)
+    assert data.modalities == ("static", "timeseries") and data.num_classes == 2
+    assert data.input_dims == (5, 4)
+    for name, size in SIZES.items():
+        split = getattr(data, name)
+        assert set(split) == {"x1", "x2", "mask2", "y"}
+        assert split["x1"].shape == (size, 5) and split["x2"].shape == (size, 6, 4)
+        assert split["mask2"].all() and split["y"].dtype == np.int32
+        np.testing.assert_array_equal(split["y"], raw[name]["labels"])
+    np.testing.assert_allclose(data.train["x1"].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(data.train["x2"].reshape(-1, 4).std(0), 1.0, atol=1e-4)
+    mean, std = data.statistics["static"]
+    np.testing.assert_allclose(data.test["x1"], (raw["test"]["static"] - mean) / std, rtol=1e-4)
+
+
+def test_mimic_multibench_im_pk_is_split_like_multibench(tmp_path):
+    path, raw = write_multibench_mimic(tmp_path / "im.pk", num_samples=50)
+    icd9 = multibench.load_mimic(path, mimic_task=7)
+    sizes = {name: len(getattr(icd9, name)["y"]) for name in ("train", "valid", "test")}
+    assert sizes == {"train": 40, "valid": 5, "test": 5} and icd9.num_classes == 2
+    assert icd9.train["x2"].shape == (40, 24, 12)
+    mortality = multibench.load_mimic(path, mimic_task=-1)
+    assert mortality.num_classes == 6
+    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in ("train", "valid", "test")])
+    np.testing.assert_array_equal(np.sort(all_labels), np.sort(raw["adm_labels_all"].argmax(1)))
+
+
+def corrupt(data, split, field, value):
+    data[split][field] = value
+    return data
+
+
+def affect_cases():
+    def nan(data):
+        data["valid"]["vision"][2, -1, 0] = np.nan
+        return data
+
+    return {
+        "missing split": (
+            lambda d: {k: v for k, v in d.items() if k != "test"},
+            "missing split 'test'",
+        ),
+        "missing key": (
+            lambda d: {**d, "train": {k: v for k, v in d["train"].items() if k != "vision"}},
+            "split 'train' has no field 'vision'",
+        ),
+        "ragged": (
+            lambda d: corrupt(d, "train", "text", [np.zeros((8, 7)), np.zeros((5, 7))]),
+            "'train/text' is ragged",
+        ),
+        "NaN features": (nan, "'valid/vision' holds 1 NaN/inf"),
+        "label count mismatch": (
+            lambda d: corrupt(d, "test", "labels", d["test"]["labels"][:-2]),
+            "'test/labels' has 10 samples but 'test/vision' has 12",
+        ),
+        "labels not one per sample": (
+            lambda d: corrupt(d, "train", "labels", np.zeros((30, 2))),
+            r"'train/labels' must hold one value per sample",
+        ),
+        "modality shape mismatch": (
+            lambda d: corrupt(d, "valid", "text", d["valid"]["text"][:, :5]),
+            "'valid/text' has shape",
+        ),
+        "feature width differs across splits": (
+            lambda d: corrupt(d, "test", "vision", d["test"]["vision"][..., :4]),
+            "'test/vision' has 4 features but 'train/vision' has 5",
+        ),
+        "sentiment out of range": (
+            lambda d: corrupt(d, "train", "labels", d["train"]["labels"] * 10),
+            r"'train/labels' must hold sentiment in \[-3, 3\]",
+        ),
+        "wrong rank": (
+            lambda d: corrupt(d, "train", "vision", d["train"]["vision"][:, 0]),
+            r"'train/vision' must have shape \[N, T, D\]",
+        ),
+        "non-numeric": (
+            lambda d: corrupt(d, "train", "text", np.full((30, 8, 7), "a")),
+            "'train/text' must be numeric",
+        ),
+        "not a dict": (lambda d: [d], "expected a dict at the top level"),
+    }
+
+
+@pytest.mark.parametrize("case", list(affect_cases()))
+def test_corrupt_affect_files_name_file_and_field(tmp_path, case):
+    path, data = write_affect(tmp_path / "broken.pkl")
+    change, message = affect_cases()[case]
+    write_pickle(path, change(data))
+    with pytest.raises(multibench.DataFormatError, match=message) as error:
+        multibench.load_affect(path, "mosi")
+    assert "broken.pkl" in str(error.value)
+
+
+def test_corrupt_mimic_files_name_file_and_field(tmp_path):
+    path, data = write_mimic(tmp_path / "mimic.pkl")
+    data["valid"]["static"][0, 0] = np.inf
+    write_pickle(path, data)
+    with pytest.raises(multibench.DataFormatError, match=r"mimic.pkl: field 'valid/static'"):
+        multibench.load_mimic(path)
+    assert np.isfinite(multibench.load_mimic(path, nonfinite="zero").valid["x1"]).all()
+    data["valid"]["static"][0, 0] = 0.0
+    data["train"]["labels"] = data["train"]["labels"][:5]
+    write_pickle(path, data)
+    with pytest.raises(multibench.DataFormatError, match="'train/labels' has 5 samples"):
+        multibench.load_mimic(path)
+    bad_npz = tmp_path / "bad.npz"
+    np.savez(bad_npz, static=np.zeros((3, 2)))
+    with pytest.raises(multibench.DataFormatError, match=r"bad\.npz: \.npz key 'static'"):
+        multibench.load_mimic(bad_npz)
+    not_pickle = tmp_path / "garbage.pkl"
+    not_pickle.write_bytes(b"not a pickle")
+    with pytest.raises(multibench.DataFormatError, match=r"garbage\.pkl: cannot be read"):
+        multibench.load_mimic(not_pickle)
+    im_pk, raw = write_multibench_mimic(tmp_path / "im.pk")
+    raw["ep_tdata"] = np.zeros((3, 24, 12))
+    write_pickle(im_pk, raw)
+    with pytest.raises(multibench.DataFormatError, match=r"im\.pk: fields disagree"):
+        multibench.load_mimic(im_pk)
+
+
+def test_nonfinite_zero_replaces_nan_like_multibench(tmp_path):
+    path, data = write_affect(tmp_path / "mosi.pkl")
+    data["train"]["audio"][0, -1, :] = -np.inf
+    write_pickle(path, data)
+    loaded = multibench.load_affect(path, "mosi", modalities=("audio", "text"), nonfinite="zero")
+    assert np.isfinite(loaded.train["x1"]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"task": "iemocap"}, "`task`"),
+        ({"modalities": ("vision", "vision")}, "`modalities`"),
+        ({"modalities": ("vision", "pose")}, "`modalities`"),
+        ({"max_length": 0}, "`max_length`"),
+        ({"label_scheme": "five_class"}, "`label_scheme`"),
+        ({"nonfinite": "ignore"}, "`nonfinite`"),
+    ],
+)
+def test_bad_arguments(mosi, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        multibench.load_affect(mosi[0], **{"task": "mosi", **kwargs})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pkl"):
+        multibench.load_affect(tmp_path / "nothing.pkl", "mosi")
+
+
+def test_table_runner_quick_end_to_end(mosi, tmp_path, capsys):
+    # One row keeps the test short (each row compiles its own step); every row runs the same
+    # code, and FactorCL-SUP uses labels, conditioning and the NCE-CLUB critics. (The SSL path
+    # on sequences is trained in test_encoders.py.)
+    runner = load_example("multibench")
+    argv = ["--data", str(mosi[0]), "--task", "mosi", "--quick", "--out", str(tmp_path)]
+    results = runner.main([*argv, "--methods", "FactorCL-SUP", "--seeds", "2"])
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written == results
+    assert [row["method"] for row in written["rows"]] == ["FactorCL-SUP"]
+    assert written["rows"][0]["paper"] == 70.69 and len(written["rows"][0]["seeds"]) == 2
+    assert written["paper_column"] == "MOSI" and written["modalities"] == ["vision", "text"]
+    assert all(0 <= row["accuracy"] <= 100 and row["seconds"] > 0 for row in written["rows"])
+    out = capsys.readouterr().out
+    assert "MOSI (ours)" in out and "MOSI (paper)" in out
+
+
+def test_table_runner_on_mimic(tmp_path):
+    path, _ = write_mimic(tmp_path / "mimic.npz")
+    runner = load_example("multibench")
+    argv = ["--data", str(path), "--task", "mimic", "--quick", "--out", str(tmp_path / "run")]
+    results = runner.main([*argv, "--methods", "SupCon"])
+    assert results["modalities"] == ["static", "timeseries"]
+    assert results["rows"][0]["paper"] == 67.37
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--task", "mimic", "--modalities", "vision,text"], ["--task", "mosi", "--methods", "CLIP"]],
+)
+def test_table_runner_rejects_bad_arguments(mosi, extra, capsys):
+    runner = load_example("multibench")
+    with pytest.raises(SystemExit):
+        runner.main(["--data", str(mosi[0]), *extra])
+    assert "error" in capsys.readouterr().err
