@@ -7,6 +7,16 @@ trains MLP encoders on the training split, freezes them and reports the test acc
 linear probe (logistic regression) on the concatenated representations — the paper's protocol.
 Probes on the raw pixels of each view and of both views are shown for reference.
 
+What it shows (default preset, 3 seeds, 2 shared CPU cores; test accuracy %, mean ± std):
+SimCLR 91.5 ± 0.8, FactorCL-SSL 94.3 ± 1.2, SupCon 97.0 ± 0.3, FactorCL-SUP 95.9 ± 0.8; raw
+pixels of the top strip 84.2, of the bottom strip 86.1, of both 92.8 ± 1.6. Each view alone
+misses information the other holds. SimCLR, which keeps what the views share, ends below the
+raw pixels of both views; FactorCL-SSL is ahead of it on every seed (by 0.2 to 4.9 points).
+With labels, SupCon is best here (it pulls same-digit samples together directly, so it keeps
+what the label needs) and FactorCL-SUP is about a point behind. With 450 test images and
+3 seeds, one-point differences are within noise; no method was tuned (same networks,
+optimizer and epochs for all). FactorCL's six critics make it about 6 times slower to train.
+
 Usage: python examples/digits.py [--out DIR] [--quick] [--seeds N] [--epochs E] [--methods A,B]
            [--representation factorized|encoders]
 
