@@ -38,7 +38,13 @@ BOUNDS = {"infonce": bounds.infonce, "nce_club": bounds.nce_club}
 
 
 def naive_tiled_scores(params, x, y):
-    """The reference's concat critic: materialise every pair [x_i; y_j], then the MLP."""
+    """The reference's concat critic: materialise every pair [x_i; y_j], then the MLP.
+
+    Each layer is applied to the rank-3 ``[n, m, features]`` tile, as ``flax.linen.Dense``
+    (and the reference's ``torch.nn.Linear``) would be. Flattening the tile to
+    ``[n * m, features]`` by hand makes this baseline faster on CPU; the two-tower critic
+    flattens its pairs the same way (:meth:`critics.ConcatCritic.pair`).
+    """
     p = params["params"]
     n, m = x.shape[0], y.shape[0]
     tiles = jnp.concatenate(
