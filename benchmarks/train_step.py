@@ -10,7 +10,8 @@ augmented view of each modality (Gaussian noise or feature masking, one per samp
 Implementations, in one run:
 
   factorcl_jax           ``train.default_trainer(...).jit_step``: two-tower critics (the first
-                         layer ``A x + B y`` runs once per row and per column), one jitted step
+                         layer ``A x + B y`` runs once per row and per column), SUP's
+                         ``I(Z; Y)`` critics scored per class, one jitted step
   torch_reference_style  written here from the paper's equations in PyTorch (CPU), the kind of
                          the reference code: concat critics on a tiled ``[n, n, dx + dy]`` pair
                          tensor, the same terms (taken from ``objectives.METHODS``), two Adam
@@ -82,23 +83,31 @@ def dense_flops(rows: int, widths: list[int], *, weight_grad: bool, input_grad: 
 
 
 def critic_flops(
-    n: int, dx: int, dy: int, hidden: int, *, tiled: bool, weight_grad: bool, input_grad: bool
+    n: int,
+    m: int,
+    dx: int,
+    dy: int,
+    hidden: int,
+    *,
+    tiled: bool,
+    weight_grad: bool,
+    input_grad: bool,
 ) -> int:
-    """One concat critic ``MLP([x; y])`` on all ``n * n`` pairs.
+    """One concat critic ``MLP([x; y])`` on all ``n * m`` pairs of ``n`` rows, ``m`` columns.
 
-    Tiled: every layer runs on ``n * n`` rows. Two towers: the first layer runs as ``A x`` on
-    ``n`` rows and ``B y`` on ``n`` columns, the rest on ``n * n`` pairs.
+    Tiled: every layer runs on ``n * m`` rows. Two towers: the first layer runs as ``A x`` on
+    ``n`` rows and ``B y`` on ``m`` columns, the rest on ``n * m`` pairs.
     """
     rest = dense_flops(
-        n * n, [hidden, hidden, 1], weight_grad=weight_grad, input_grad=weight_grad or input_grad
+        n * m, [hidden, hidden, 1], weight_grad=weight_grad, input_grad=weight_grad or input_grad
     )
     if tiled:
         first = dense_flops(
-            n * n, [dx + dy, hidden], weight_grad=weight_grad, input_grad=input_grad
+            n * m, [dx + dy, hidden], weight_grad=weight_grad, input_grad=input_grad
         )
     else:
         first = dense_flops(n, [dx, hidden], weight_grad=weight_grad, input_grad=input_grad)
-        first += dense_flops(n, [dy, hidden], weight_grad=weight_grad, input_grad=input_grad)
+        first += dense_flops(m, [dy, hidden], weight_grad=weight_grad, input_grad=input_grad)
     return first + rest
 
 
@@ -118,8 +127,10 @@ def step_flops(variant: str, n: int, sizes: Sizes, impl: str) -> int:
     The main update runs every term forward and backward (CLUB critics: input gradients
     only); the CLUB update then needs the CLUB critics' weight gradients. ``torch_reference_style``
     tiles the pairs and runs the CLUB critics' forward again in the CLUB update;
-    ``factorcl_jax`` evaluates the first layer per row and per column, and XLA reuses the
-    main update's CLUB forward (same parameters, same inputs) in the CLUB update.
+    ``factorcl_jax`` evaluates the first layer per row and per column, scores SUP's
+    ``I(Z; Y)`` terms against the ``C`` classes instead of the ``n`` one-hot columns
+    (:meth:`train.Trainer.label_scores`), and XLA reuses the main update's CLUB forward (same
+    parameters, same inputs) in the CLUB update.
     """
     if impl not in IMPLS:
         raise ValueError(f"`impl` must be one of {IMPLS}, got {impl!r}")
@@ -135,8 +146,15 @@ def step_flops(variant: str, n: int, sizes: Sizes, impl: str) -> int:
         * dense_flops(n, head, weight_grad=True, input_grad=True)
     )
     for term in method.terms:
+        label_columns = method.supervised and term.right == objectives.TARGET and not tiled
+        columns = sizes.num_classes if label_columns else n
         critic = functools.partial(
-            critic_flops, n, *term_widths(method, term, sizes), sizes.critic_hidden, tiled=tiled
+            critic_flops,
+            n,
+            columns,
+            *term_widths(method, term, sizes),
+            sizes.critic_hidden,
+            tiled=tiled,
         )
         if term.bound != "nce_club":
             total += critic(weight_grad=True, input_grad=True)

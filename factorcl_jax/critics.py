@@ -27,7 +27,7 @@ from jax import Array
 
 from factorcl_jax.layers import MLP
 
-__all__ = ["ConcatCritic", "GaussianCritic", "SeparableCritic", "pairwise_scores"]
+__all__ = ["ConcatCritic", "GaussianCritic", "SeparableCritic", "pair_sums", "pairwise_scores"]
 
 
 class ConcatCritic(nn.Module):
@@ -62,12 +62,12 @@ class ConcatCritic(nn.Module):
     def pair(self, u: Array, v: Array) -> Array:
         """``[b, H], [m, H] -> [b, m]``: the rest of the MLP on ``activation(u_i + v_j)``.
 
-        The ``b * m`` pairs are flattened to one ``[b * m, H]`` matrix so every head layer is
-        a single 2-D GEMM (on CPU this is ~1.5x faster than a rank-3 ``dot_general``).
+        The ``b * m`` pairs are flattened to one ``[b * m, H]`` matrix (:func:`pair_sums`) so
+        every head layer is a single 2-D GEMM (on CPU ~1.5x faster than a rank-3
+        ``dot_general``).
         """
         b, m = u.shape[0], v.shape[0]
-        hidden = self.activation(u[:, None, :] + v[None, :, :]).reshape(b * m, u.shape[1])
-        scores = self.head(hidden).reshape(b, m)
+        scores = self.head(self.activation(pair_sums(u, v))).reshape(b, m)
         return scores if self.output_activation is None else self.output_activation(scores)
 
     def __call__(self, x: Array, y: Array) -> Array:
@@ -132,6 +132,37 @@ class GaussianCritic(nn.Module):
         mean = MLP((*self.hidden, width), activation=self.activation, name="mean")(x)
         log_variance = MLP((*self.hidden, width), activation=self.activation, name="log_var")(x)
         return mean, jnp.tanh(log_variance)
+
+
+@jax.custom_vjp
+def pair_sums(u: Array, v: Array) -> Array:
+    """``[b, H], [m, H] -> [b * m, H]``: row ``i * m + j`` is ``u_i + v_j``.
+
+    The same values as ``(u[:, None] + v[None]).reshape(b * m, H)``, with a backward pass
+    written for speed: the cotangent ``g`` is summed over columns as a reduction along the
+    contiguous axis (``du_i = sum_j g_ij``) and over rows as a matrix-vector product
+    (``dv = 1^T g``), where XLA's CPU reduction over the leading axis of a ``[b, m, H]``
+    array is ~50x slower. Differentiable in reverse mode (``grad``, ``vjp``; also twice).
+
+    Example:
+      >>> pair_sums(jnp.array([[0.0], [10.0]]), jnp.array([[1.0], [2.0], [3.0]]))[:, 0]
+      Array([ 1.,  2.,  3., 11., 12., 13.], dtype=float32)
+    """
+    return (u[:, None, :] + v[None, :, :]).reshape(u.shape[0] * v.shape[0], u.shape[1])
+
+
+def _pair_sums_forward(u: Array, v: Array) -> tuple[Array, tuple[int, int]]:
+    return pair_sums(u, v), (u.shape[0], v.shape[0])
+
+
+def _pair_sums_backward(shapes: tuple[int, int], g: Array) -> tuple[Array, Array]:
+    b, m = shapes
+    du = g.reshape(b, m, -1).sum(axis=1)
+    dv = (jnp.ones((b,), g.dtype) @ g.reshape(b, -1)).reshape(m, -1)
+    return du, dv
+
+
+pair_sums.defvjp(_pair_sums_forward, _pair_sums_backward)
 
 
 def _check_pair_inputs(x: Array, y: Array) -> None:

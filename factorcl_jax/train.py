@@ -185,6 +185,20 @@ class Trainer:
             block_size=self.block_size,
         )
 
+    def label_scores(self, critic_params: Any, left: Array, column_labels: Array) -> Array:
+        """``[n_local, m]`` scores of rows against one-hot labels: ``f(z_i, onehot(y_j))``.
+
+        A column depends only on its label, so the critic scores the ``C`` classes once
+        (``[n_local, C]``) and the columns are gathered by ``column_labels`` (``[m]``, the
+        global batch's labels): the same matrix as scoring the ``m`` one-hot columns, at
+        ``n * C`` instead of ``n * m`` pairs (SUP's ``I(Z; Y)`` terms).
+        """
+        classes = jnp.eye(self.num_classes, dtype=left.dtype)
+        per_class = critics.pairwise_scores(
+            self.critic, critic_params, left, classes, block_size=self.block_size
+        )
+        return jnp.take(per_class, column_labels, axis=1)
+
     # ------------------------------------------------------------------ initialisation
 
     def init(self, key: Array, example_batch: Batch) -> TrainState:
@@ -236,7 +250,10 @@ class Trainer:
                 critic_params = jax.lax.stop_gradient(club_params[term.name])
             else:
                 critic_params = params["critics"][term.name]
-            scores = self.scores(critic_params, left, right, axis_name)
+            if self.method.supervised and term.right == objectives.TARGET:
+                scores = self.label_scores(critic_params, left, views.column_labels)
+            else:
+                scores = self.scores(critic_params, left, right, axis_name)
             statistics[term.name] = _score_statistics(scores)
             return scores
 
@@ -411,10 +428,19 @@ def batches(
         yield {name: array[rows] for name, array in data.items()}
 
 
-def _check_data(data: Mapping[str, np.ndarray], batch_size: int) -> int:
+def _check_data(data: Mapping[str, np.ndarray], batch_size: int, num_classes: int) -> int:
     sizes = {name: len(array) for name, array in data.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"all arrays in `data` need the same number of rows, got {sizes}")
+    if "y" in data and len(data["y"]):
+        labels = np.asarray(data["y"])
+        if not np.issubdtype(labels.dtype, np.integer) or not (
+            0 <= labels.min() and labels.max() < num_classes
+        ):
+            raise ValueError(
+                f"`data['y']` must hold integer labels in [0, {num_classes}) (the trainer's "
+                f"num_classes), got dtype {labels.dtype}, range [{labels.min()}, {labels.max()}]"
+            )
     num_rows = next(iter(sizes.values()))
     if not isinstance(batch_size, int) or not 2 <= batch_size <= num_rows:
         raise ValueError(
@@ -461,7 +487,7 @@ def fit(
       NonFiniteLossError: naming the step and the term when a loss turns NaN/inf; the state
         passed to ``on_step`` before that stayed finite.
     """
-    num_rows = _check_data(data, batch_size)
+    num_rows = _check_data(data, batch_size, trainer.num_classes)
     step_fn = trainer.jit_step if step_fn is None else step_fn
     place_batch = (lambda batch: batch) if place_batch is None else place_batch
     per_epoch = num_rows // batch_size

@@ -129,3 +129,26 @@ def test_pairwise_scores_validates_inputs():
         critics.pairwise_scores(critic, params, x, y, block_size=0)
     with pytest.raises(ValueError, match="`hidden`"):
         critics.ConcatCritic(hidden=()).init(jax.random.key(0), x, y)
+
+
+def test_pair_sums_matches_broadcast_values_and_derivatives():
+    ku, kv, kw = jax.random.split(jax.random.key(3), 3)
+    u, v = jax.random.normal(ku, (5, 4)), jax.random.normal(kv, (7, 4))
+    weights = jax.random.normal(kw, (35, 4))
+
+    def broadcast(u, v):
+        return (u[:, None] + v[None]).reshape(35, 4)
+
+    def loss(pair_fn, u, v):
+        return jnp.sum(weights * jnp.tanh(pair_fn(u, v)) ** 2)
+
+    chex.assert_trees_all_close(critics.pair_sums(u, v), broadcast(u, v))
+    for order in (jax.grad, lambda f, **kw: jax.grad(lambda *a: jnp.sum(jax.grad(f, **kw)(*a)[0]))):
+        chex.assert_trees_all_close(
+            order(lambda u, v: loss(critics.pair_sums, u, v), argnums=(0, 1))(u, v),
+            order(lambda u, v: loss(broadcast, u, v), argnums=(0, 1))(u, v),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    batched = jax.vmap(critics.pair_sums)(jnp.stack([u, 2 * u]), jnp.stack([v, v]))
+    chex.assert_trees_all_close(batched[1], broadcast(2 * u, v))

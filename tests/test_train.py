@@ -62,6 +62,31 @@ def test_main_step_leaves_club_critics_to_their_own_update():
     assert all(jax.tree.leaves(changed))
 
 
+def test_label_scores_equal_scoring_every_one_hot_column():
+    data = tiny_data(num_rows=16)
+    trainer = train.default_trainer("FactorCL-SUP", **{**TINY, "num_classes": 3})
+    state = trainer.init(jax.random.key(4), data)
+    critic_params = state.params["critics"]["unique1/infonce_target"]
+    rows = jax.random.normal(jax.random.key(5), (16, 8))
+    labels = jnp.asarray([0, 2, 1, 1] * 4)
+
+    def both(critic_params, rows):
+        gathered = trainer.label_scores(critic_params, rows, labels)
+        explicit = trainer.scores(critic_params, rows, jax.nn.one_hot(labels, 3))
+        return gathered, explicit
+
+    gathered, explicit = both(critic_params, rows)
+    chex.assert_shape(gathered, (16, 16))
+    chex.assert_trees_all_close(gathered, explicit, rtol=1e-5, atol=1e-6)
+    grads = [
+        jax.grad(lambda p, r, k=k: jnp.sum(jnp.sin(both(p, r)[k])), argnums=(0, 1))(
+            critic_params, rows
+        )
+        for k in (0, 1)
+    ]
+    chex.assert_trees_all_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
 def test_num_club_iter_steps_the_club_critics_that_many_times():
     data = tiny_data()
     counts = {}
@@ -170,6 +195,16 @@ def test_trainer_and_fit_validate_their_arguments():
             batch_size=8,
             progress=False,
         )
+    for bad_labels in (data["y"] + 2, data["y"] - 1, data["y"].astype(np.float32)):
+        with pytest.raises(ValueError, match=r"`data\['y'\]` must hold integer labels in \[0, 2\)"):
+            train.fit(
+                trainer,
+                trainer.init(jax.random.key(0), data),
+                {**data, "y": bad_labels},
+                epochs=1,
+                batch_size=8,
+                progress=False,
+            )
     sup = train.default_trainer("SupCon", **TINY)
     with pytest.raises(ValueError, match="the batch needs 'y'"):
         sup.init(jax.random.key(0), {"x1": data["x1"], "x2": data["x2"]})
