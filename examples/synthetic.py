@@ -60,6 +60,7 @@ class Preset:
     encoder_hidden: int
     embed_dim: int
     critic_hidden: int
+    normalize_heads: bool
     sweep_shared_dims: tuple[int, ...]
 
     def training(self) -> dict:
@@ -78,6 +79,7 @@ PRESETS = {
         encoder_hidden=64,
         embed_dim=32,
         critic_hidden=32,
+        normalize_heads=False,
         sweep_shared_dims=(16, 0),
     ),
     "cpu": Preset(
@@ -88,6 +90,7 @@ PRESETS = {
         encoder_hidden=128,
         embed_dim=64,
         critic_hidden=64,
+        normalize_heads=False,
         sweep_shared_dims=(16, 12, 8, 4, 0),
     ),
     "paper": Preset(
@@ -98,6 +101,7 @@ PRESETS = {
         encoder_hidden=512,
         embed_dim=128,
         critic_hidden=512,
+        normalize_heads=False,
         sweep_shared_dims=(16, 12, 8, 4, 0),
     ),
 }

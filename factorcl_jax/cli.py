@@ -108,7 +108,8 @@ def _command_probe(args: argparse.Namespace) -> int:
                 f"method {method!r} was not trained in {run_dir}; it has "
                 f"{', '.join(config.train.methods)}"
             )
-        trainer = run.build_trainer(config, method, num_classes)
+        steps_per_epoch = len(splits["train"]["y"]) // config.train.batch_size
+        trainer = run.build_trainer(config, method, num_classes, steps_per_epoch)
         example = {k: v[: config.train.batch_size] for k, v in splits["train"].items()}
         abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
         restored = Checkpointer(run_dir / "checkpoints" / run.method_slug(method)).restore_latest(

@@ -24,6 +24,7 @@ import typing
 from typing import Any
 
 from factorcl_jax import objectives
+from factorcl_jax.train import SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,13 +74,15 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Encoders ``d -> hidden x layers -> embed_dim``, heads ``-> head width -> embed_dim``,
-    concat critics with two hidden layers of ``critic_hidden``."""
+    """Encoders ``d -> hidden x layers -> embed_dim``, heads ``-> head width -> embed_dim``
+    (L2-normalised when ``normalize_heads``), concat critics with two hidden layers of
+    ``critic_hidden``."""
 
     encoder_hidden: int = 128
     encoder_layers: int = 2
     embed_dim: int = 64
     critic_hidden: int = 128
+    normalize_heads: bool = False
     block_size: int | None = None
 
 
@@ -97,6 +100,7 @@ class TrainConfig:
     epochs: int = 8
     batch_size: int = 128
     learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
     num_club_iter: int = 1
     augmentations: tuple[str, ...] = ("gaussian_noise", "feature_mask")
     noise_scale: float = 0.3
@@ -155,6 +159,10 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
     if config.train.num_club_iter < 0 or config.checkpoint.every_steps < 0:
         raise ConfigError("train.num_club_iter and checkpoint.every_steps must be >= 0")
+    if config.train.lr_schedule not in SCHEDULES:
+        raise ConfigError(
+            f"train.lr_schedule must be one of {SCHEDULES}, got {config.train.lr_schedule!r}"
+        )
     if not config.train.methods:
         raise ConfigError("train.methods must name at least one method")
     for method in config.train.methods:

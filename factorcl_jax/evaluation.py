@@ -195,10 +195,12 @@ def train_and_probe(
     epochs: int = 10,
     batch_size: int = 256,
     learning_rate: float = 1e-4,
+    lr_schedule: str = "constant",
     encoder_hidden: int = 512,
     encoder_layers: int = 3,
     embed_dim: int = 128,
     critic_hidden: int = 512,
+    normalize_heads: bool = False,
     num_club_iter: int = 1,
     block_size: int | None = None,
     augmentations: tuple[train.Augmentation, train.Augmentation] | None = None,
@@ -220,11 +222,15 @@ def train_and_probe(
       test_data: ``{"x1": [M, d1], "x2": [M, d2], "y": [M]}``, only seen by the probe.
       epochs: passes over ``train_data``.
       batch_size: rows per step (the last partial batch of an epoch is dropped).
-      learning_rate: Adam learning rate of the model and of the critics.
+      learning_rate: Adam learning rate of the model and of the critics (the peak of the
+        schedule).
+      lr_schedule: ``"constant"`` or ``"cosine"`` (decay to 0 over the ``epochs`` of
+        training), see :func:`train.learning_rate_schedule`.
       encoder_hidden: hidden width of the encoders and heads.
       encoder_layers: hidden layers per encoder.
       embed_dim: width of the encoder outputs and of every head.
       critic_hidden: width of the critics' two hidden layers.
+      normalize_heads: L2-normalise the head outputs (:class:`models.MultimodalModel`).
       num_club_iter: CLUB-critic updates per step.
       block_size: rows per block of the pairwise critics (``None``: dense).
       augmentations: ``(augment_x1, augment_x2)`` for SSL methods; ``None`` uses
@@ -250,7 +256,10 @@ def train_and_probe(
         encoder_layers=encoder_layers,
         embed_dim=embed_dim,
         critic_hidden=critic_hidden,
-        learning_rate=learning_rate,
+        normalize_heads=normalize_heads,
+        learning_rate=train.learning_rate_schedule(
+            learning_rate, lr_schedule, epochs * (len(train_data["y"]) // batch_size)
+        ),
         augmentations=augmentations or (augment.default_augmentation,) * 2,
         num_club_iter=num_club_iter,
         block_size=block_size,

@@ -7,7 +7,9 @@ A :class:`MultimodalModel` maps the modalities ``(x1, x2)`` to
   representation of the method, e.g. ``S1, S2, U1, U2`` for FactorCL (``S`` shared, ``U``
   unique, the digit is the modality) or ``Z1, Z2`` for unfactorized baselines.
 
-Heads are Linear-ReLU-Linear. Encoders are any Flax modules mapping a modality's batch to
+Heads are Linear-ReLU-Linear, optionally followed by an L2 normalisation
+``z / sqrt(||z||^2 + eps)`` (``normalize_heads``), which keeps every head output on the unit
+sphere. Encoders are any Flax modules mapping a modality's batch to
 ``[n, encoder_dim]``; :class:`MLPEncoder` is the vector encoder of the paper's synthetic
 experiment (``100 -> 512 -> 512 -> 512 -> 128``).
 """
@@ -19,11 +21,11 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 
 from factorcl_jax.layers import MLP
 
-__all__ = ["MLPEncoder", "MultimodalModel", "embed"]
+__all__ = ["MLPEncoder", "MultimodalModel", "embed", "l2_normalize"]
 
 
 class MLPEncoder(nn.Module):
@@ -48,12 +50,17 @@ class MultimodalModel(nn.Module):
       representations: ``{name: modality index}``, e.g. ``{"S1": 0, "S2": 1, "U1": 0, "U2": 1}``.
       head_hidden: hidden width of each Linear-ReLU-Linear head.
       embed_dim: output width of each head.
+      normalize_heads: L2-normalise every head output (``[n, embed_dim]`` rows of unit norm).
+        The critics then score bounded inputs, so a main step with frozen CLUB critics cannot
+        push the upper-bound terms to ``±1e4`` by inflating the embeddings; this is what keeps
+        FactorCL stable at learning rates of ``1e-3``.
     """
 
     encoders: Sequence[nn.Module]
     representations: Mapping[str, int]
     head_hidden: int = 512
     embed_dim: int = 128
+    normalize_heads: bool = False
 
     def setup(self) -> None:
         self.heads = {
@@ -78,17 +85,26 @@ class MultimodalModel(nn.Module):
         ]
 
     def project(self, encoded: Sequence[Array]) -> dict[str, Array]:
-        """``{name: head_name(h_modality)}`` for every representation."""
-        return {
+        """``{name: head_name(h_modality)}`` for every representation, unit-norm rows when
+        ``normalize_heads``."""
+        projected = {
             name: self.heads[name](encoded[modality])
             for name, modality in self.representations.items()
         }
+        if not self.normalize_heads:
+            return projected
+        return {name: l2_normalize(z) for name, z in projected.items()}
 
     def __call__(
         self, inputs: Sequence[Array], masks: Sequence[Array | None] | None = None
     ) -> tuple[list[Array], dict[str, Array]]:
         encoded = self.encode(inputs, masks)
         return encoded, self.project(encoded)
+
+
+def l2_normalize(z: Array, eps: float = 1e-12) -> Array:
+    """``z / sqrt(sum(z^2, axis=-1) + eps)``: rows of unit norm, finite gradient at ``z = 0``."""
+    return z * lax.rsqrt(jnp.sum(jnp.square(z), axis=-1, keepdims=True) + eps)
 
 
 def embed(

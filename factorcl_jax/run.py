@@ -80,8 +80,14 @@ def load_splits(config: RunConfig) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def build_trainer(config: RunConfig, method: str, num_classes: int) -> train.Trainer:
-    """The :class:`~factorcl_jax.train.Trainer` of ``method`` under ``config``."""
+def build_trainer(
+    config: RunConfig, method: str, num_classes: int, steps_per_epoch: int
+) -> train.Trainer:
+    """The :class:`~factorcl_jax.train.Trainer` of ``method`` under ``config``.
+
+    ``steps_per_epoch`` sets the length of a decaying learning-rate schedule
+    (``train.lr_schedule``): ``train.epochs * steps_per_epoch`` steps in all.
+    """
     augmentation = augment.make_augmentation(
         config.train.augmentations, scale=config.train.noise_scale, rate=config.train.mask_rate
     )
@@ -92,7 +98,12 @@ def build_trainer(config: RunConfig, method: str, num_classes: int) -> train.Tra
         encoder_layers=config.model.encoder_layers,
         embed_dim=config.model.embed_dim,
         critic_hidden=config.model.critic_hidden,
-        learning_rate=config.train.learning_rate,
+        normalize_heads=config.model.normalize_heads,
+        learning_rate=train.learning_rate_schedule(
+            config.train.learning_rate,
+            config.train.lr_schedule,
+            config.train.epochs * steps_per_epoch,
+        ),
         augmentations=(augmentation, augmentation),
         num_club_iter=config.train.num_club_iter,
         block_size=config.model.block_size,
@@ -185,11 +196,11 @@ def _train_method(
     With a ``mesh`` the step runs data-parallel over its devices (and processes), each
     process feeding its own shard of the training rows; only the main process logs.
     """
-    trainer = build_trainer(config, method, num_classes)
     data = splits["train"]
     batch_size = config.train.batch_size
     shard = data if mesh is None else parallel.process_shard(data)
     per_epoch = len(shard["y"]) // (batch_size // jax.process_count())
+    trainer = build_trainer(config, method, num_classes, per_epoch)
     example = {key: value[:batch_size] for key, value in data.items()}
     key = jax.random.key(config.train.seed)
     checkpoints = Checkpointer(

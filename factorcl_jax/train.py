@@ -58,6 +58,7 @@ __all__ = [
     "embed_dataset",
     "fit",
     "global_columns",
+    "learning_rate_schedule",
 ]
 
 Batch = Mapping[str, Array]
@@ -545,6 +546,43 @@ def embed_dataset(
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
+SCHEDULES = ("constant", "cosine")
+"""Names accepted by :func:`learning_rate_schedule`."""
+
+
+def learning_rate_schedule(
+    learning_rate: float, schedule: str = "constant", total_steps: int | None = None
+) -> float | optax.Schedule:
+    """The learning rate of step ``t`` as optax takes it.
+
+    * ``"constant"``: ``learning_rate`` at every step.
+    * ``"cosine"``: ``learning_rate * (1 + cos(pi * min(t, T) / T)) / 2`` with
+      ``T = total_steps`` (:func:`optax.cosine_decay_schedule`): decays to 0 at the last step.
+
+    Raises:
+      ValueError: ``learning_rate <= 0``, an unknown ``schedule``, or ``"cosine"`` without
+        ``total_steps >= 1``.
+    """
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule == "constant":
+        return learning_rate
+    if total_steps is None or total_steps < 1:
+        raise ValueError(f"the cosine schedule needs total_steps >= 1, got {total_steps}")
+    return optax.cosine_decay_schedule(learning_rate, total_steps)
+
+
+def _per_main_step(
+    learning_rate: float | optax.Schedule, num_club_iter: int
+) -> float | optax.Schedule:
+    """The CLUB optimizer's rate: ``num_club_iter`` of its updates share one main step's rate."""
+    if not callable(learning_rate) or num_club_iter <= 1:
+        return learning_rate
+    return lambda count: learning_rate(count // num_club_iter)
+
+
 def default_trainer(
     method: str | Method,
     *,
@@ -553,7 +591,8 @@ def default_trainer(
     encoder_layers: int = 3,
     embed_dim: int = 128,
     critic_hidden: int = 512,
-    learning_rate: float = 1e-4,
+    normalize_heads: bool = False,
+    learning_rate: float | optax.Schedule = 1e-4,
     augmentations: tuple[Augmentation, Augmentation] | None = None,
     num_club_iter: int = 1,
     block_size: int | None = None,
@@ -562,18 +601,26 @@ def default_trainer(
 
     The defaults are the paper's synthetic setting: encoders ``d -> 512 -> 512 -> 512 -> 128``,
     heads of width 512 to 128, critics with two hidden layers of 512, Adam at ``1e-4``.
+    ``learning_rate`` is a float or an optax schedule of the main step
+    (:func:`learning_rate_schedule`); the CLUB critics follow the same schedule, stepping it
+    once per main step. ``normalize_heads`` L2-normalises the head outputs
+    (:class:`models.MultimodalModel`).
     """
     method = objectives.get_method(method) if isinstance(method, str) else method
     encoders = tuple(models.MLPEncoder(encoder_hidden, embed_dim, encoder_layers) for _ in range(2))
     model = models.MultimodalModel(
-        encoders, dict(method.representations), head_hidden=encoder_hidden, embed_dim=embed_dim
+        encoders,
+        dict(method.representations),
+        head_hidden=encoder_hidden,
+        embed_dim=embed_dim,
+        normalize_heads=normalize_heads,
     )
     return Trainer(
         method=method,
         model=model,
         critic=critics.ConcatCritic(hidden=(critic_hidden, critic_hidden)),
         optimizer=optax.adam(learning_rate),
-        club_optimizer=optax.adam(learning_rate),
+        club_optimizer=optax.adam(_per_main_step(learning_rate, num_club_iter)),
         num_classes=num_classes,
         augmentations=augmentations,
         num_club_iter=num_club_iter,

@@ -37,10 +37,12 @@ encoder_hidden = 16
 encoder_layers = 1
 embed_dim = 8
 critic_hidden = 16
+normalize_heads = true
 [train]
 methods = ["FactorCL-SSL"]
 epochs = 2
 batch_size = 32
+lr_schedule = "cosine"
 [checkpoint]
 every_steps = 1
 keep_last = 2
@@ -324,7 +326,8 @@ def saving(out):
 def final_params(out, config_path):
     config = config_lib.load_config(config_path)
     splits = run.load_splits(config)
-    trainer = run.build_trainer(config, "FactorCL-SSL", 2)
+    steps_per_epoch = len(splits["train"]["y"]) // config.train.batch_size
+    trainer = run.build_trainer(config, "FactorCL-SSL", 2, steps_per_epoch)
     example = {k: v[:32] for k, v in splits["train"].items()}
     abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
     state, meta = Checkpointer(out / "checkpoints" / "factorcl-ssl").restore_latest(abstract)

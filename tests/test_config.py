@@ -59,8 +59,11 @@ def test_overrides_parse_types_and_lists():
             "model.block_size=32",
             "train.epochs=4",
             "model.block_size=null",
+            "model.normalize_heads=true",
+            "train.lr_schedule=cosine",
         ],
     )
+    assert config.model.normalize_heads is True and config.train.lr_schedule == "cosine"
     assert config.train.learning_rate == 3e-4
     assert config.train.methods == ("FactorCL-SUP", "SupCon")
     assert config.train.epochs == 4 and config.model.block_size is None
@@ -78,6 +81,8 @@ def test_overrides_parse_types_and_lists():
         ("train.epochs=0", r"train\.epochs must be >= 1"),
         ("train.methods=CLIP", r"unknown method 'CLIP'"),
         ("train.learning_rate=-1", r"learning_rate must be > 0"),
+        ("train.lr_schedule=linear", r"train\.lr_schedule must be one of"),
+        ("model.normalize_heads=1", r"model\.normalize_heads must be bool"),
         ("epochs", r"must look like section\.key=value"),
         ("data.feature_dims=3", r"data\.feature_dims must be a table"),
     ],

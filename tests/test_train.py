@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from factorcl_jax import augment, objectives, train
+from factorcl_jax import augment, models, objectives, train
 
 TINY = dict(
     encoder_hidden=32,
@@ -42,6 +42,73 @@ def test_every_method_trains_under_jit_and_its_loss_falls(method):
         assert f"term/{term.name}" in measured
         assert f"scores/{term.name}/positive" in measured
     assert int(state.step) == 25
+
+
+@pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
+def test_normalized_heads_give_unit_rows_and_train(method):
+    data = tiny_data()
+    trainer = train.default_trainer(method, **TINY, normalize_heads=True)
+    state = trainer.init(jax.random.key(0), data)
+    losses = []
+    for _ in range(25):
+        state, measured = trainer.jit_step(state, data)
+        losses.append(float(measured["loss"]))
+    assert np.isfinite(losses).all() and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05
+    _, representations = trainer.model.apply(state.params["model"], [data["x1"], data["x2"]])
+    assert set(representations) == {"S1", "S2", "U1", "U2"}
+    for z in representations.values():
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(z), axis=-1), 1.0, rtol=1e-5)
+    unnormalized = train.default_trainer(method, **TINY)
+    _, raw = unnormalized.model.apply(state.params["model"], [data["x1"], data["x2"]])
+    np.testing.assert_allclose(
+        representations["S1"],
+        raw["S1"] / np.linalg.norm(raw["S1"], axis=-1, keepdims=True),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_l2_normalize_has_a_finite_gradient_at_zero():
+    grad = jax.grad(lambda z: models.l2_normalize(z).sum())(jnp.zeros((2, 3)))
+    assert np.isfinite(np.asarray(grad)).all()
+
+
+def test_learning_rate_schedules():
+    assert train.learning_rate_schedule(1e-3) == 1e-3
+    cosine = train.learning_rate_schedule(1e-3, "cosine", total_steps=100)
+    np.testing.assert_allclose(
+        [cosine(0), cosine(50), cosine(100), cosine(150)], [1e-3, 5e-4, 0, 0]
+    )
+    for args, message in [
+        ((0.0,), "learning_rate must be > 0"),
+        ((1e-3, "linear"), "schedule must be one of"),
+        ((1e-3, "cosine"), "total_steps >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            train.learning_rate_schedule(*args)
+
+
+def changed(before, after):
+    leaves = zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
+    return any(not np.array_equal(b, a) for b, a in leaves)
+
+
+def test_club_critics_follow_the_schedule_once_per_main_step():
+    # total_steps=2: main steps 1 and 2 run at rates s(0) > s(1) > 0, step 3 at s(2) = 0. The
+    # CLUB critics take two updates per main step and must see the same rates, so they still
+    # move in step 2 (stepping the schedule per CLUB update would reach s(2) = 0 there).
+    data = tiny_data()
+    schedule = train.learning_rate_schedule(1e-2, "cosine", total_steps=2)
+    config = {**TINY, "learning_rate": schedule, "num_club_iter": 2, "augmentations": None}
+    trainer = train.default_trainer("FactorCL-SUP", **config)
+    state = trainer.init(jax.random.key(0), data)
+    moved = []
+    for _ in range(3):
+        before = jax.tree.map(np.array, (state.params, state.club_params))
+        state, _ = trainer.jit_step(state, data)
+        after = jax.tree.map(np.asarray, (state.params, state.club_params))
+        moved.append([changed(b, a) for b, a in zip(before, after, strict=True)])
+    assert moved == [[True, True], [True, True], [False, False]]
 
 
 def test_main_step_leaves_club_critics_to_their_own_update():
