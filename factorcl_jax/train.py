@@ -354,6 +354,11 @@ class Trainer:
         """Evaluation representations (``"encoders"`` and ``"factorized"``) of a batch."""
         return models.embed(self.model, params["model"], *_inputs(batch))
 
+    @functools.cached_property
+    def jit_embed(self) -> Callable[[Any, Batch], dict[str, Array]]:
+        """:meth:`embed` under ``jax.jit``, compiled once per trainer and batch shape."""
+        return jax.jit(self.embed)
+
 
 def global_columns(x: Array, axis_name: str | None) -> Array:
     """``[n_local, ...] -> [n_global, ...]``: every device's rows, this device's first.
@@ -532,7 +537,7 @@ def embed_dataset(
     trainer: Trainer, params: Any, data: Mapping[str, np.ndarray], *, batch_size: int = 1024
 ) -> dict[str, np.ndarray]:
     """Evaluation representations of every row of ``data``, computed in batches."""
-    embed = jax.jit(trainer.embed)
+    embed = trainer.jit_embed
     num_rows = len(data["x1"])
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, num_rows, batch_size):

@@ -1,9 +1,13 @@
-"""Tests of the paper's synthetic data generator in ``factorcl_jax.data.synthetic``."""
+"""Tests of the paper's synthetic data generator in ``factorcl_jax.data.synthetic``, and of
+``examples/synthetic.py`` (its results.json and plot)."""
 
+import dataclasses
+import json
 import time
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 from sklearn.linear_model import LogisticRegression
 
 from factorcl_jax.data import synthetic
@@ -163,3 +167,26 @@ def test_bad_split_raises(reference):
         synthetic.train_test_split(reference, test_fraction=1.0)
     with pytest.raises(TypeError, match="data"):
         synthetic.train_test_split(reference.x1)
+
+
+def test_example_writes_results_json_and_sweep_png(tmp_path, monkeypatch):
+    example = load_example("synthetic")
+    tiny = dataclasses.replace(
+        example.PRESETS["quick"],
+        num_samples=600,
+        epochs=1,
+        encoder_hidden=16,
+        embed_dim=8,
+        critic_hidden=16,
+        sweep_shared_dims=(16, 0),
+    )
+    monkeypatch.setitem(example.PRESETS, "quick", tiny)
+    example.main(["--quick", "--methods", "FactorCL-SSL", "SimCLR", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["reference_setting"]) == {"FactorCL-SSL", "SimCLR", example.RAW}
+    assert all(0.0 <= acc <= 1.0 for acc in results["reference_setting"].values())
+    assert results["reference_setting"][example.RAW] > 0.9  # linear latents: a linear probe
+    assert [point["unique_share"] for point in results["sweep"]] == [0.0, 1.0]
+    assert results["sweep"][1]["label_dims"] == {"12": 0, "1": 8, "2": 8}
+    assert results["settings"]["normalize_heads"] is True
+    assert (tmp_path / "sweep.png").stat().st_size > 0

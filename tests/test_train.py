@@ -275,3 +275,14 @@ def test_trainer_and_fit_validate_their_arguments():
     sup = train.default_trainer("SupCon", **TINY)
     with pytest.raises(ValueError, match="the batch needs 'y'"):
         sup.init(jax.random.key(0), {"x1": data["x1"], "x2": data["x2"]})
+
+
+def test_embed_dataset_compiles_once_per_trainer():
+    data = tiny_data(num_rows=40)
+    trainer = train.default_trainer("SimCLR", **TINY)
+    state = trainer.init(jax.random.key(0), data)
+    first = train.embed_dataset(trainer, state.params, data, batch_size=16)
+    second = train.embed_dataset(trainer, state.params, data, batch_size=16)
+    assert trainer.jit_embed._cache_size() == 2  # batches of 16 rows and the last 8
+    chex.assert_trees_all_equal(first, second)
+    assert first["encoders"].shape == (40, 16) and first["factorized"].shape == (40, 16)
