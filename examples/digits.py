@@ -31,10 +31,9 @@ import argparse
 import dataclasses
 import time
 
-import jax
 import numpy as np
 
-from factorcl_jax import augment, probe, train
+from factorcl_jax import augment, evaluation, probe, train
 from factorcl_jax.data.two_view_digits import load_two_view_digits
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
@@ -58,29 +57,6 @@ class Settings:
 
 
 QUICK = Settings(seeds=1, epochs=4, encoder_hidden=64, embed_dim=32, critic_hidden=64)
-
-
-def train_and_probe(trainer, data, settings: Settings, seed: int) -> float:
-    """Trains ``trainer`` on ``data.train``, then the linear-probe test accuracy."""
-    example = {name: array[: settings.batch_size] for name, array in data.train.items()}
-    # Jitted, init compiles once instead of dispatching every operation eagerly.
-    state = jax.jit(trainer.init)(jax.random.key(seed), example)
-    state, _ = train.fit(
-        trainer,
-        state,
-        data.train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=seed,
-        progress=False,
-    )
-    features = [
-        train.embed_dataset(trainer, state.params, split)[settings.representation]
-        for split in (data.train, data.test)
-    ]
-    return probe.linear_probe_accuracy(
-        features[0], data.train["y"], features[1], data.test["y"], num_classes=data.num_classes
-    )
 
 
 def raw_probe(data, views: tuple[str, ...]) -> float:
@@ -117,7 +93,17 @@ def run(methods: tuple[str, ...], settings: Settings) -> dict[str, dict]:
             if name in RAW:
                 accuracy = raw_probe(data, RAW[name])
             else:
-                accuracy = train_and_probe(trainers[name], data, settings, seed)
+                accuracy = evaluation.fit_and_probe(
+                    trainers[name],
+                    data.train,
+                    data.test,
+                    epochs=settings.epochs,
+                    batch_size=settings.batch_size,
+                    representations=(settings.representation,),
+                    num_classes=data.num_classes,
+                    seed=seed,
+                    progress=False,
+                ).accuracies[settings.representation]
             accuracies[name].append(accuracy)
             seconds[name].append(time.perf_counter() - start)
             print(f"seed {seed}  {name:<20} accuracy {accuracy:.4f}  ({seconds[name][-1]:.1f} s)")

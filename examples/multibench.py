@@ -32,11 +32,10 @@ import dataclasses
 import math
 import time
 
-import jax
 import numpy as np
 import optax
 
-from factorcl_jax import augment, critics, models, objectives, probe, train
+from factorcl_jax import augment, critics, evaluation, models, objectives, train
 from factorcl_jax.data import multibench
 from factorcl_jax.encoders import GRUEncoder, TransformerEncoder
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
@@ -137,29 +136,6 @@ def make_trainer(method: str, encoders: tuple, num_classes: int, settings: Setti
     )
 
 
-def train_and_probe(trainer, data: multibench.MultimodalDataset, settings, seed: int) -> float:
-    """Trains on ``data.train``, then the linear-probe test accuracy on the head outputs."""
-    example = {name: array[: settings.batch_size] for name, array in data.train.items()}
-    # Jitted, init compiles once instead of dispatching every operation eagerly.
-    state = jax.jit(trainer.init)(jax.random.key(seed), example)
-    state, _ = train.fit(
-        trainer,
-        state,
-        data.train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=seed,
-        progress=False,
-    )
-    features = [
-        train.embed_dataset(trainer, state.params, split)["factorized"]
-        for split in (data.train, data.test)
-    ]
-    return probe.linear_probe_accuracy(
-        features[0], data.train["y"], features[1], data.test["y"], num_classes=data.num_classes
-    )
-
-
 def load(args: argparse.Namespace, settings: Settings) -> multibench.MultimodalDataset:
     if args.task == "mimic":
         return multibench.load_mimic(
@@ -226,7 +202,18 @@ def main(argv: list[str] | None = None) -> dict:
         accuracies, seconds = [], []
         for seed in range(settings.seeds):
             start = time.perf_counter()
-            accuracies.append(100 * train_and_probe(trainer, data, settings, seed))
+            result = evaluation.fit_and_probe(
+                trainer,
+                data.train,
+                data.test,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                representations=("factorized",),
+                num_classes=data.num_classes,
+                seed=seed,
+                progress=False,
+            )
+            accuracies.append(100 * result.accuracies["factorized"])
             seconds.append(time.perf_counter() - start)
         rows.append(
             {

@@ -40,6 +40,7 @@ from factorcl_jax import augment, objectives, probe, train
 __all__ = [
     "REPRESENTATIONS",
     "TrainAndProbeResult",
+    "fit_and_probe",
     "num_classes_of",
     "probe_accuracies",
     "probe_accuracy",
@@ -161,7 +162,7 @@ def probe_accuracy(
 
 @dataclasses.dataclass(frozen=True)
 class TrainAndProbeResult:
-    """What :func:`train_and_probe` measured.
+    """What :func:`fit_and_probe` (and :func:`train_and_probe`) measured.
 
     Attributes:
       method: the method's name, e.g. ``"FactorCL-SUP"``.
@@ -212,8 +213,8 @@ def train_and_probe(
     """Trains ``method`` on ``train_data`` and returns linear-probe test accuracies.
 
     Builds :func:`train.default_trainer` (MLP encoders, Linear-ReLU-Linear heads, concat
-    critics, Adam), trains with :func:`train.fit`, then runs :func:`probe_accuracies`. The
-    defaults are the paper's synthetic setting.
+    critics, Adam) and runs :func:`fit_and_probe` (:func:`train.fit`, then
+    :func:`probe_accuracies`). The defaults are the paper's synthetic setting.
 
     Args:
       method: a name from :data:`objectives.METHODS` or a :class:`objectives.Method`.
@@ -246,7 +247,6 @@ def train_and_probe(
     """
     _check_data(train_data, "train_data")
     _check_data(test_data, "test_data")
-    representations = _check_representations(representations)
     if num_classes is None:
         num_classes = num_classes_of(train_data, test_data)
     trainer = train.default_trainer(
@@ -264,9 +264,59 @@ def train_and_probe(
         num_club_iter=num_club_iter,
         block_size=block_size,
     )
+    return fit_and_probe(
+        trainer,
+        train_data,
+        test_data,
+        epochs=epochs,
+        batch_size=batch_size,
+        representations=representations,
+        num_classes=num_classes,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def fit_and_probe(
+    trainer: train.Trainer,
+    train_data: Data,
+    test_data: Data,
+    *,
+    epochs: int,
+    batch_size: int,
+    representations: Sequence[str] = REPRESENTATIONS,
+    num_classes: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainAndProbeResult:
+    """Trains a fresh state of ``trainer`` on ``train_data``, then probes it on ``test_data``.
+
+    The state is initialised from ``jax.random.key(seed)`` (jitted) on the first
+    ``batch_size`` rows, trained with :func:`train.fit` (``seed`` also orders the batches),
+    then every representation is scored by :func:`probe_accuracies`. Use it with any
+    :class:`train.Trainer` (sequence encoders, other critics or optimizers);
+    :func:`train_and_probe` builds the default one.
+
+    Args:
+      trainer: what to train; its ``num_classes`` must cover the labels of SUP methods.
+      train_data: ``{"x1": [N, ...], "x2": [N, ...], "y": [N]}`` plus ``"mask1"``/``"mask2"``
+        for sequences; trained on, and the probe is fitted on it.
+      test_data: the same keys with ``M`` rows, only seen by the probe.
+      epochs, batch_size: passes over ``train_data`` and rows per step (drop-last).
+      representations: which representations to probe (:data:`REPRESENTATIONS`).
+      num_classes: label classes of the probe; ``None`` infers ``max(y) + 1``.
+      seed: seeds the initialisation, the augmentations and the batch order.
+      progress: show a progress bar while training.
+
+    Returns:
+      A :class:`TrainAndProbeResult`.
+    """
+    _check_data(train_data, "train_data")
+    _check_data(test_data, "test_data")
+    representations = _check_representations(representations)
     start = time.perf_counter()
-    example = {key: train_data[key][:batch_size] for key in ("x1", "x2", "y")}
-    state = trainer.init(jax.random.key(seed), example)
+    example = {key: value[:batch_size] for key, value in train_data.items()}
+    state = jax.jit(trainer.init)(jax.random.key(seed), example)
     state, history = train.fit(
         trainer,
         state,
