@@ -31,7 +31,7 @@ import numpy as np
 from factorcl_jax import bounds, critics
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
-from common import compiled_cost, matmul_peak_gflops, median_seconds
+from common import compiled_cost, matmul_peak_gflops, median_seconds, torch_available
 
 FEATURES = 128
 BOUNDS = {"infonce": bounds.infonce, "nce_club": bounds.nce_club}
@@ -162,11 +162,6 @@ def run_torch(bound, n, hidden, repeats):
         "gflops_per_s": executed_flops("naive", n, hidden) / measured["seconds"] / 1e9,
         "peak_bytes": measured["peak_bytes"],
     }
-
-
-def torch_available() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
-    return probe.returncode == 0
 
 
 def main(argv=None):

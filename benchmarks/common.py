@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,3 +50,9 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
     compiled = jax.jit(jnp.matmul).lower(a, a).compile()
     seconds = median_seconds(lambda: compiled(a, a).block_until_ready(), repeats)
     return 2 * size**3 / seconds / 1e9
+
+
+def torch_available() -> bool:
+    """Whether ``import torch`` works in a fresh interpreter (the PyTorch baselines run there)."""
+    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
+    return probe.returncode == 0

@@ -46,7 +46,7 @@ from factorcl_jax import augment, objectives, train
 from factorcl_jax.data.synthetic import make_synthetic
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
-from common import matmul_peak_gflops
+from common import matmul_peak_gflops, torch_available
 
 VARIANTS = ("FactorCL-SSL", "FactorCL-SUP")
 IMPLS = ("factorcl_jax", "torch_reference_style")
@@ -367,11 +367,6 @@ def run_torch(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
         raise RuntimeError(f"torch worker failed for {variant}, batch {n}:\n{result.stderr}")
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return {"compile_seconds": None, **measured}
-
-
-def torch_available() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
-    return probe.returncode == 0
 
 
 # --------------------------------------------------------------------------- main
