@@ -1,0 +1,62 @@
+"""The benchmark scripts run end to end (``--quick``) and write the documented results.json.
+
+Timings are not asserted (they are what the scripts report); the row schema and the cases
+are, since other tools read them.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(name, out):
+    result = subprocess.run(
+        [sys.executable, f"benchmarks/{name}.py", "--quick", "--repeats", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("name", "keys", "impls"),
+    [
+        (
+            "bounds",
+            {
+                "bound",
+                "n",
+                "hidden",
+                "impl",
+                "seconds",
+                "compile_seconds",
+                "gflops_per_s",
+                "peak_bytes",
+            },
+            {"dense", "blocked", "naive_jax"},
+        ),
+        (
+            "train_step",
+            {"variant", "batch", "impl", "step_seconds", "gflops_per_s"},
+            {"factorcl_jax"},
+        ),
+    ],
+)
+def test_benchmark_writes_its_rows(tmp_path, name, keys, impls):
+    results = run_benchmark(name, tmp_path)
+    assert results["matmul_peak_gflops"] > 0
+    rows = results["rows"]
+    assert rows and all(keys <= set(row) for row in rows)
+    assert impls <= {row["impl"] for row in rows}
+    timed = [row for row in rows if row["impl"] in impls]
+    assert all(row["gflops_per_s"] > 0 for row in timed)
+    seconds = "seconds" if name == "bounds" else "step_seconds"
+    assert all(row[seconds] > 0 for row in timed)
