@@ -70,6 +70,10 @@ Batch = Mapping[str, Array]
 Augmentation = Callable[..., Array]
 """``(key, x, *, mask=None) -> augmented x`` of the same shape (see :mod:`augment`)."""
 
+JointAugmentation = Callable[..., tuple[Array, Array]]
+"""``(key, x1, x2, *, mask=None) -> (x1_aug, x2_aug)``: one draw for both modalities, e.g.
+:func:`augment.aligned_time_mask` (the same time steps dropped in time-aligned sequences)."""
+
 StepFn = Callable[[Any, Any], tuple[Any, Mapping[str, Array]]]
 """``(state, batch) -> (state, measurements)``, e.g. :attr:`Trainer.jit_step`."""
 
@@ -115,6 +119,9 @@ class Trainer:
       club_optimizer: optax transformation of the CLUB critics.
       num_classes: label classes (one-hot width for SUP methods).
       augmentations: ``(augment_x1, augment_x2)``, used by SSL methods.
+      joint_augmentation: optional :data:`JointAugmentation` applied to both modalities
+        together after ``augmentations`` (SSL methods only); it gets the first modality's
+        mask as the shared validity mask of time-aligned sequences.
       num_club_iter: CLUB-critic updates per step.
       block_size: row block of the pairwise critics (``None``: dense).
     """
@@ -128,6 +135,7 @@ class Trainer:
     augmentations: tuple[Augmentation, Augmentation] | None = None
     num_club_iter: int = 1
     block_size: int | None = None
+    joint_augmentation: JointAugmentation | None = None
 
     def __post_init__(self) -> None:
         if dict(self.model.representations) != dict(self.method.representations):
@@ -137,6 +145,11 @@ class Trainer:
             )
         if self.method.uses_augmentation and self.augmentations is None:
             raise ValueError(f"{self.method.name} needs `augmentations` (one per modality)")
+        if self.joint_augmentation is not None and not callable(self.joint_augmentation):
+            raise TypeError(
+                "`joint_augmentation` must be a function (key, x1, x2, *, mask) -> (x1, x2), "
+                f"got {type(self.joint_augmentation).__name__}"
+            )
         if not isinstance(self.num_club_iter, int) or self.num_club_iter < 0:
             raise ValueError(f"`num_club_iter` must be an int >= 0, got {self.num_club_iter!r}")
 
@@ -154,11 +167,7 @@ class Trainer:
         _, representations = self.model.apply(model_params, inputs, masks)
         augmented = None
         if self.method.uses_augmentation:
-            keys = jax.random.split(key, len(inputs))
-            augmented_inputs = tuple(
-                _augment_global_batch(augment, k, x, mask, axis_name)
-                for augment, k, x, mask in zip(self.augmentations, keys, inputs, masks, strict=True)
-            )
+            augmented_inputs = self.augment(batch, key, axis_name)
             _, augmented = self.model.apply(model_params, augmented_inputs, masks)
         labels = batch.get("y")
         onehot = column_labels = None
@@ -168,6 +177,32 @@ class Trainer:
             onehot = jax.nn.one_hot(labels, self.num_classes)
             column_labels = global_columns(labels, axis_name)
         return Views(representations, augmented, onehot, labels, column_labels)
+
+    def augment(
+        self, batch: Batch, key: Array, axis_name: str | None = None
+    ) -> tuple[Array, Array]:
+        """The augmented modalities ``(x1_aug, x2_aug)`` of a batch (shapes of ``x1``, ``x2``).
+
+        Each modality goes through its own augmentation (keys ``split(key, 2)``), then both
+        through ``joint_augmentation`` when set (key ``fold_in(key, 2)``). Under ``axis_name``
+        the draws are those of the global batch (see :func:`_augment_global_batch`).
+        """
+        if self.augmentations is None:
+            raise ValueError("this trainer has no `augmentations`")
+        inputs, masks = _inputs(batch)
+        keys = jax.random.split(key, len(inputs))
+        augmented = tuple(
+            _augment_global_batch(augment, k, (x,), mask, axis_name)
+            for augment, k, x, mask in zip(self.augmentations, keys, inputs, masks, strict=True)
+        )
+        if self.joint_augmentation is not None:
+            joint_key = jax.random.fold_in(key, len(inputs))
+            augmented = tuple(
+                _augment_global_batch(
+                    self.joint_augmentation, joint_key, augmented, masks[0], axis_name
+                )
+            )
+        return augmented
 
     def scores(
         self, critic_params: Any, left: Array, right: Array, axis_name: str | None = None
@@ -376,9 +411,14 @@ def global_columns(x: Array, axis_name: str | None) -> Array:
 
 
 def _augment_global_batch(
-    augment: Augmentation, key: Array, x: Array, mask: Array | None, axis_name: str | None
-) -> Array:
-    """``augment(key, x)`` of this device's ``[n_local, ...]`` rows, drawn for the global batch.
+    augment: Callable[..., Any],
+    key: Array,
+    arrays: tuple[Array, ...],
+    mask: Array | None,
+    axis_name: str | None,
+) -> Any:
+    """``augment(key, *arrays, mask=mask)`` of this device's ``[n_local, ...]`` rows, drawn for
+    the global batch; the result has ``augment``'s structure (an array, or a tuple of them).
 
     An augmentation draws the randomness of every row from one key for the whole batch (and
     mixup pairs rows across it), so a row's draw depends on its global index and the global
@@ -387,12 +427,13 @@ def _augment_global_batch(
     the raw inputs and an augmentation of ``n_global`` rows per device.
     """
     if axis_name is None:
-        return augment(key, x, mask=mask)
-    n_local = x.shape[0]
+        return augment(key, *arrays, mask=mask)
+    n_local = arrays[0].shape[0]
     gather = lambda value: jax.lax.all_gather(value, axis_name, tiled=True)
-    augmented = augment(key, gather(x), mask=None if mask is None else gather(mask))
+    augmented = augment(key, *map(gather, arrays), mask=None if mask is None else gather(mask))
     start = jax.lax.axis_index(axis_name) * n_local
-    return jax.lax.dynamic_slice_in_dim(augmented, start, n_local, axis=0)
+    local = lambda value: jax.lax.dynamic_slice_in_dim(value, start, n_local, axis=0)
+    return jax.tree.map(local, augmented)
 
 
 def _device_copy(params: Any, axis_name: str | None) -> Any:

@@ -116,6 +116,7 @@ def test_sequence_encoders_train_as_factorcl_encoders():
         optimizer=optax.adam(1e-2),
         club_optimizer=optax.adam(1e-2),
         augmentations=(augment.default_augmentation,) * 2,
+        joint_augmentation=augment.aligned_time_mask,  # both sequences have 5 steps
     )
     state = jax.jit(trainer.init)(jax.random.key(0), batch)
     losses = []

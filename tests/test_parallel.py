@@ -14,9 +14,10 @@ import jax
 import numpy as np
 import optax
 import pytest
+from jax.sharding import PartitionSpec as P
 from test_train import TINY, tiny_data
 
-from factorcl_jax import parallel, train
+from factorcl_jax import augment, parallel, train
 
 METHODS = ("SimCLR", "FactorCL-SUP", "FactorCL-SSL")
 WRAPPERS = ("shard_map", "pmap")
@@ -168,3 +169,33 @@ def test_a_non_finite_loss_on_one_device_leaves_the_state_unchanged_on_all():
             np.testing.assert_array_equal(shard.data, expected)
 
     jax.tree.map(assert_on_every_device, (after.params, after.club_params), before)
+
+
+def test_joint_augmentation_draws_the_global_batch_on_every_device():
+    # One time mask for both modalities of time-aligned sequences; each device must keep its
+    # rows of the single-device draw, and the dropped steps must match across modalities.
+    trainer = dataclasses.replace(
+        exact_trainer("FactorCL-SSL"),
+        augmentations=(augment.identity, augment.identity),
+        joint_augmentation=augment.aligned_time_mask,
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "x1": rng.normal(size=(32, 6, 3)).astype(np.float32) + 5.0,
+        "x2": rng.normal(size=(32, 6, 2)).astype(np.float32) + 5.0,
+        "mask1": np.arange(6)[None, :] < rng.integers(3, 7, size=(32, 1)),
+    }
+    expected = jax.device_get(trainer.augment(batch, KEY))
+    dropped = [(x == 0).all(axis=-1) for x in expected]
+    np.testing.assert_array_equal(dropped[0], dropped[1])
+    assert dropped[0].any() and not dropped[0][~batch["mask1"]].any()  # padding left alone
+    mesh = parallel.data_mesh(jax.devices()[:4])
+    per_device = functools.partial(trainer.augment, key=KEY, axis_name=parallel.DATA_AXIS)
+    sharded = jax.jit(
+        jax.shard_map(
+            per_device, mesh=mesh, in_specs=P(parallel.DATA_AXIS), out_specs=P(parallel.DATA_AXIS)
+        )
+    )
+    actual = jax.device_get(sharded(batch))
+    for a, e in zip(actual, expected, strict=True):
+        np.testing.assert_array_equal(a, e)

@@ -1,5 +1,7 @@
 """Training: every method trains under jit and its loss falls; the two-group step; NaN stop."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -243,6 +245,8 @@ def test_trainer_and_fit_validate_their_arguments():
     with pytest.raises(ValueError, match="needs `augmentations`"):
         train.default_trainer("FactorCL-SSL", **{**TINY, "augmentations": None})
     trainer = train.default_trainer("SimCLR", **TINY)
+    with pytest.raises(TypeError, match="`joint_augmentation` must be a function"):
+        dataclasses.replace(trainer, joint_augmentation="aligned_time_mask")
     data = tiny_data()
     with pytest.raises(ValueError, match=r"`batch_size` must be an int in \[2, 64\]"):
         train.fit(
