@@ -11,7 +11,10 @@ Data (``factorcl_jax.data.multibench``): the MultiBench affect pickles for ``mos
 vision,text as in the reference MOSI run), or a MIMIC file for ``mimic`` (static + time
 series). Encoders: Transformers sized like MultiBench's (``d -> 2 d``: MOSI vision
 ``20 -> 40``, text ``300 -> 600``; ``--encoder gru`` for GRUs); MIMIC uses MultiBench's MLP
-``5 -> 10 -> 10`` and GRU ``12 -> 30``. The default preset is the paper's protocol (batch 32,
+``5 -> 10 -> 10`` and GRU ``12 -> 30``. SSL methods augment each modality
+(``augment.default_augmentation``) and, on the time-aligned affect files, then drop the same
+time steps in both (``augment.aligned_time_mask``, the paper's multimodal augmentation for
+aligned data). The default preset is the paper's protocol (batch 32,
 100 epochs, Adam 1e-4): on 2 CPU cores one MOSI step takes about 2 CPU-seconds, so a row
 takes hours — use a GPU. ``--quick`` is a smoke preset (tiny models, one epoch; about 20
 CPU-seconds per row, nearly all of it compilation).
@@ -116,7 +119,16 @@ def make_encoders(data: multibench.MultimodalDataset, settings: Settings) -> tup
     return tuple(sequence_encoder(dim, settings) for dim in data.input_dims)
 
 
-def make_trainer(method: str, encoders: tuple, num_classes: int, settings: Settings):
+def joint_augmentation(data: multibench.MultimodalDataset):
+    """The paper's multimodal augmentation for time-aligned data: one time mask for both
+    modalities (:func:`augment.aligned_time_mask`) when both are sequences of the same length
+    (the aligned affect files); ``None`` otherwise (MIMIC's static vector + time series)."""
+    x1, x2 = data.train["x1"], data.train["x2"]
+    aligned = x1.ndim == x2.ndim == 3 and x1.shape[1] == x2.shape[1]
+    return augment.aligned_time_mask if aligned else None
+
+
+def make_trainer(method: str, encoders: tuple, data: multibench.MultimodalDataset, settings):
     """A :class:`train.Trainer` for ``method`` with the given per-modality encoders."""
     method = objectives.get_method(method)
     model = models.MultimodalModel(
@@ -131,8 +143,9 @@ def make_trainer(method: str, encoders: tuple, num_classes: int, settings: Setti
         critic=critics.ConcatCritic((settings.critic_hidden, settings.critic_hidden)),
         optimizer=optax.adam(settings.learning_rate),
         club_optimizer=optax.adam(settings.learning_rate),
-        num_classes=num_classes,
+        num_classes=data.num_classes,
         augmentations=(augment.default_augmentation,) * 2,
+        joint_augmentation=joint_augmentation(data),
     )
 
 
@@ -198,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     rows = []
     for method in args.methods.split(","):
-        trainer = make_trainer(method, encoders, data.num_classes, settings)
+        trainer = make_trainer(method, encoders, data, settings)
         accuracies, seconds = [], []
         for seed in range(settings.seeds):
             start = time.perf_counter()

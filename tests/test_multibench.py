@@ -13,6 +13,7 @@ from multibench_fixtures import (
     write_pickle,
 )
 
+from factorcl_jax import augment
 from factorcl_jax.data import multibench
 
 
@@ -283,6 +284,14 @@ def test_table_runner_on_mimic(tmp_path):
     results = runner.main([*argv, "--methods", "SupCon"])
     assert results["modalities"] == ["static", "timeseries"]
     assert results["rows"][0]["paper"] == 67.37
+
+
+def test_table_runner_masks_time_aligned_modalities_jointly(mosi, tmp_path):
+    runner = load_example("multibench")
+    affect = multibench.load_affect(mosi[0], "mosi")
+    assert runner.joint_augmentation(affect) is augment.aligned_time_mask
+    mimic = multibench.load_mimic(write_mimic(tmp_path / "mimic.npz")[0])
+    assert runner.joint_augmentation(mimic) is None
 
 
 @pytest.mark.parametrize(
