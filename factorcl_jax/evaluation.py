@@ -316,7 +316,7 @@ def fit_and_probe(
     representations = _check_representations(representations)
     start = time.perf_counter()
     example = {key: value[:batch_size] for key, value in train_data.items()}
-    state = jax.jit(trainer.init)(jax.random.key(seed), example)
+    state = trainer.jit_init(jax.random.key(seed), example)
     state, history = train.fit(
         trainer,
         state,

@@ -219,7 +219,7 @@ def _train_method(
             log.truncate(method, meta["step"])
     if state is None:
         log.truncate(method, 0)
-        state = jax.jit(trainer.init)(key, example)  # one compile, not op-by-op dispatch
+        state = trainer.jit_init(key, example)
         if mesh is not None:
             state = parallel.replicate_state(state, mesh)
     representation = config.train.probe_representation

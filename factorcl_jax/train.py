@@ -381,6 +381,11 @@ class Trainer:
         return new_state, measurements
 
     @functools.cached_property
+    def jit_init(self) -> Callable[[Array, Batch], TrainState]:
+        """:meth:`init` under ``jax.jit``: one compile instead of op-by-op dispatch."""
+        return jax.jit(self.init)
+
+    @functools.cached_property
     def jit_step(self) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]]:
         """:meth:`step` under ``jax.jit`` with the state donated."""
         return jax.jit(self.step, donate_argnums=0)

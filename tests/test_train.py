@@ -290,3 +290,18 @@ def test_embed_dataset_compiles_once_per_trainer():
     assert trainer.jit_embed._cache_size() == 2  # batches of 16 rows and the last 8
     chex.assert_trees_all_equal(first, second)
     assert first["encoders"].shape == (40, 16) and first["factorized"].shape == (40, 16)
+
+
+@pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
+def test_jit_init_equals_eager_init(method):
+    data = tiny_data(num_rows=16)
+    trainer = train.default_trainer(method, **TINY)
+    eager = trainer.init(jax.random.key(3), data)
+    compiled = trainer.jit_init(jax.random.key(3), data)
+
+    def raw(state):  # PRNG keys compared through their bits
+        is_key = lambda a: jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
+        return jax.tree.map(lambda a: jax.random.key_data(a) if is_key(a) else a, state)
+
+    chex.assert_trees_all_close(raw(compiled), raw(eager), rtol=1e-6, atol=1e-6)
+    assert trainer.jit_init is trainer.jit_init  # one compiled function per trainer
