@@ -78,8 +78,8 @@ def _check_scores(scores: Array, offset: int | Array, name: str = "scores") -> N
         try:
             offset = int(offset)
         except jax.errors.ConcretizationTypeError:
-            # A traced offset (``axis_index * n`` under shard_map) is range-checked by its
-            # caller; an out-of-range gather yields NaN, never a silently wrong value.
+            # A traced offset (``axis_index * n`` under shard_map) cannot be checked here;
+            # every bound passes its value through ``_nan_unless_offset_in_range``.
             return
     if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool):
         raise TypeError(f"`offset` must be an int, got {type(offset).__name__}")
@@ -88,6 +88,21 @@ def _check_scores(scores: Array, offset: int | Array, name: str = "scores") -> N
             f"`offset` must be in [0, m - n] = [0, {m - n}] for `{name}` of shape "
             f"{scores.shape} (positives at [i, i + offset]), got {offset}"
         )
+
+
+def _nan_unless_offset_in_range(value: Array, offset: int | Array, n: int, m: int) -> Array:
+    """``value``, or NaN (value *and* gradient) when a traced ``offset`` is outside
+    ``[0, m - n]``.
+
+    A traced offset has no value while tracing, so :func:`_check_scores` cannot refuse it;
+    read as is it would pick wrong columns (a negative index wraps around, a dynamic slice
+    clamps) and give a finite, wrong bound. Multiplying by ``1`` or ``NaN`` leaves in-range
+    values bit for bit unchanged.
+    """
+    if not isinstance(offset, jax.core.Tracer):
+        return value
+    valid = (offset >= 0) & (offset <= m - n)
+    return value * jnp.where(valid, 1.0, jnp.nan).astype(value.dtype)
 
 
 def _positives(scores: Array, offset: int | Array) -> Array:
@@ -147,7 +162,10 @@ def infonce(scores: Array, *, offset: int | Array = 0) -> Array:
     Args:
       scores: ``[n, m]`` critic scores, positives at ``[i, i + offset]``.
       offset: column of row 0's positive (``0 <= offset <= m - n``); a Python int or an
-        integer scalar array (traced under ``shard_map``, e.g. ``axis_index * n``).
+        integer scalar array (traced under ``shard_map``, e.g. ``axis_index * n``). A
+        concrete offset out of range raises ``ValueError``; a traced one cannot be checked
+        while tracing, so out of range it makes the value (and gradient) NaN, never a finite
+        wrong number. This holds for every bound here.
 
     Returns:
       Scalar estimate in nats, averaged over the ``n`` rows; never above ``log m``.
@@ -160,7 +178,8 @@ def infonce(scores: Array, *, offset: int | Array = 0) -> Array:
     """
     _check_scores(scores, offset)
     per_row = _positives(scores, offset) - jax.nn.logsumexp(scores, axis=1)
-    return math.log(scores.shape[1]) + jnp.mean(per_row)
+    value = math.log(scores.shape[1]) + jnp.mean(per_row)
+    return _nan_unless_offset_in_range(value, offset, *scores.shape)
 
 
 def nce_club(scores: Array, *, offset: int | Array = 0) -> Array:
@@ -188,7 +207,8 @@ def nce_club(scores: Array, *, offset: int | Array = 0) -> Array:
       1.0
     """
     _check_scores(scores, offset)
-    return jnp.mean(_positives(scores, offset) - jnp.mean(scores, axis=1))
+    value = jnp.mean(_positives(scores, offset) - jnp.mean(scores, axis=1))
+    return _nan_unless_offset_in_range(value, offset, *scores.shape)
 
 
 def tuba(scores: Array, *, offset: int | Array = 0, log_baseline: Array | float = 0.0) -> Array:
@@ -224,7 +244,8 @@ def tuba(scores: Array, *, offset: int | Array = 0, log_baseline: Array | float 
             f"[{scores.shape[0]}], got shape {log_baseline.shape}"
         )
     positive_term = 1.0 + _positives(scores, offset) - log_baseline
-    return jnp.mean(positive_term - _negative_mean_exp(scores, offset, log_baseline))
+    value = jnp.mean(positive_term - _negative_mean_exp(scores, offset, log_baseline))
+    return _nan_unless_offset_in_range(value, offset, *scores.shape)
 
 
 def nwj(scores: Array, *, offset: int | Array = 0) -> Array:
@@ -275,7 +296,8 @@ def dv(scores: Array, *, offset: int | Array = 0, axis_name: str | None = None) 
       2.0
     """
     _check_scores(scores, offset)
-    return jnp.mean(_positives(scores, offset)) - _negative_log_mean_exp(scores, offset, axis_name)
+    value = jnp.mean(_positives(scores, offset)) - _negative_log_mean_exp(scores, offset, axis_name)
+    return _nan_unless_offset_in_range(value, offset, *scores.shape)
 
 
 class MineState(NamedTuple):
@@ -337,8 +359,10 @@ def mine(
     positive_mean = jnp.mean(_positives(scores, offset))
     value = positive_mean - batch_log_mean_exp
     surrogate = positive_mean - jnp.exp(batch_log_mean_exp - new_log_average)
+    new_log_average = _nan_unless_offset_in_range(new_log_average, offset, *scores.shape)
     new_state = MineState(new_log_average.astype(state.log_moving_average.dtype))
-    return _value_with_gradient_of(value, surrogate), new_state
+    value = _value_with_gradient_of(value, surrogate)
+    return _nan_unless_offset_in_range(value, offset, *scores.shape), new_state
 
 
 def js_fgan(scores: Array, *, offset: int | Array = 0) -> Array:
@@ -369,7 +393,7 @@ def js_fgan(scores: Array, *, offset: int | Array = 0) -> Array:
     positive_mask = _positive_mask(scores.shape, offset)
     positive_term = -jnp.mean(jax.nn.softplus(-_positives(scores, offset)))
     negative_sum = jnp.sum(jnp.where(positive_mask, 0.0, jax.nn.softplus(scores)))
-    return positive_term - negative_sum / (n * (m - 1))
+    return _nan_unless_offset_in_range(positive_term - negative_sum / (n * (m - 1)), offset, n, m)
 
 
 def js(scores: Array, *, offset: int | Array = 0) -> Array:
@@ -436,7 +460,8 @@ def smile(
     clipped = scores if clip is None else jnp.clip(scores, -clip, clip)
     log_mean_exp = _negative_log_mean_exp(clipped, offset, axis_name)
     value = jnp.mean(_positives(scores, offset)) - log_mean_exp
-    return _value_with_gradient_of(value, js_fgan(scores, offset=offset))
+    value = _value_with_gradient_of(value, js_fgan(scores, offset=offset))
+    return _nan_unless_offset_in_range(value, offset, *scores.shape)
 
 
 def supcon(
@@ -478,7 +503,8 @@ def supcon(
     positive = (row_labels[:, None] == column_labels[None, :]).astype(scores.dtype)
     log_softmax = scores - jax.nn.logsumexp(scores, axis=1, keepdims=True)
     per_row = jnp.sum(positive * log_softmax, axis=1) / jnp.sum(positive, axis=1)
-    return math.log(scores.shape[1]) + jnp.mean(per_row)
+    value = math.log(scores.shape[1]) + jnp.mean(per_row)
+    return _nan_unless_offset_in_range(value, offset, *scores.shape)
 
 
 def _check_gaussian(mean: Array, log_variance: Array, y: Array, offset: int | Array) -> None:
@@ -536,7 +562,7 @@ def gaussian_log_likelihood(
     partners = jax.lax.dynamic_slice_in_dim(y, offset, mean.shape[0], axis=0)
     squared = jnp.square(partners - mean) * jnp.exp(-log_variance)
     per_row = -0.5 * jnp.sum(squared + log_variance + math.log(2 * math.pi), axis=1)
-    return jnp.mean(per_row)
+    return _nan_unless_offset_in_range(jnp.mean(per_row), offset, mean.shape[0], y.shape[0])
 
 
 def club_gaussian(mean: Array, log_variance: Array, y: Array, *, offset: int | Array = 0) -> Array:
@@ -573,4 +599,5 @@ def club_gaussian(mean: Array, log_variance: Array, y: Array, *, offset: int | A
     column_variance = jnp.mean(jnp.square(y - column_mean), axis=0, keepdims=True)
     positive = jnp.square(partners - mean)
     all_pairs = jnp.square(column_mean - mean) + column_variance
-    return jnp.mean(0.5 * jnp.sum((all_pairs - positive) * precision, axis=1))
+    value = jnp.mean(0.5 * jnp.sum((all_pairs - positive) * precision, axis=1))
+    return _nan_unless_offset_in_range(value, offset, mean.shape[0], y.shape[0])

@@ -2,22 +2,32 @@
 
 Subcommands::
 
-    train      train methods on the built-in synthetic data, checkpoint, probe, plot
-    probe      linear-probe a trained run's checkpoint on a data split
-    estimate   estimate the MI between two arrays from .npy / .npz / .csv files
-    bench      run the benchmarks with a quick preset
+    train               train methods on the built-in synthetic data, checkpoint, probe, plot
+    probe               linear-probe a trained run's checkpoint on a data split
+    estimate            estimate the MI between two arrays from .npy / .npz / .csv files
+    bench               run the benchmarks with a quick preset
+    convert-multibench  turn a trusted MultiBench pickle into the .npz the loaders read
 
-A user mistake (unknown method, bad override, unreadable file, mismatched arrays, ...) prints
-one line ``factorcl-jax: error: ...`` and exits with status 2; ``--traceback`` shows the
-Python traceback instead.
+:func:`main` is the command's one error boundary. A user mistake (unknown method, bad
+override, unreadable or malformed file, a run directory that is in use or already holds a
+run, a config too large for memory, a loss that turns NaN, ...) prints one line
+``factorcl-jax: error: ...`` and exits with status 2. SIGTERM and SIGINT during training
+save a checkpoint and exit with 143 and 130. Anything unexpected prints one line naming the
+exception and exits with status 1. ``--traceback`` (anywhere on the command line) shows the
+Python traceback instead. Warnings about the run (a checkpoint moved aside, ...) are one line
+``factorcl-jax: warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import subprocess
 import sys
+import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +35,8 @@ import numpy as np
 __all__ = ["main"]
 
 USAGE_ERROR = 2
+INTERNAL_ERROR = 1
+PROG = "factorcl-jax"
 
 
 class UsageError(Exception):
@@ -35,9 +47,23 @@ class UsageError(Exception):
 
 
 def _resolve_config(args: argparse.Namespace):
+    """The requested config: ``--config`` or ``--preset`` (default ``cpu``; when resuming,
+    the run's saved ``config.json``), then overrides, ``--method`` and ``--seed``."""
     from factorcl_jax import config as config_lib
+    from factorcl_jax import rundir
 
-    base = config_lib.get_preset(args.preset)
+    if args.resume and args.config is None and args.preset is None:
+        if args.out is None:
+            raise UsageError("--resume needs --out DIR, the run directory to continue")
+        if not pathlib.Path(args.out).is_dir():
+            raise UsageError(f"--resume: run directory {args.out} does not exist")
+        saved = rundir.read_saved_config(args.out)
+        try:
+            base = config_lib.from_dict(saved)
+        except config_lib.ConfigError as error:
+            raise UsageError(f"{pathlib.Path(args.out) / 'config.json'}: {error}") from None
+    else:
+        base = config_lib.get_preset(args.preset or "cpu")
     resolved = config_lib.load_config(args.config, base) if args.config else base
     overrides = list(args.overrides)
     if args.method:
@@ -54,6 +80,8 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 def _command_train(args: argparse.Namespace) -> int:
     from factorcl_jax import reporting, run
 
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out DIR, the run directory to continue")
     if args.coordinator_address or args.num_processes is not None:
         from factorcl_jax import parallel
 
@@ -63,16 +91,13 @@ def _command_train(args: argparse.Namespace) -> int:
             process_id=args.process_id,
         )
     config = _resolve_config(args)
-    if args.resume and args.out is None:
-        raise UsageError("--resume needs --out DIR, the run directory to continue")
-    if args.resume and not pathlib.Path(args.out).is_dir():
-        raise UsageError(f"--resume: run directory {args.out} does not exist")
-    run_dir = reporting.make_run_dir(args.out, "train")
+    run_dir = args.out if args.out is not None else reporting.make_run_dir(None, "train")
     echo = (lambda *_: None) if args.quiet else print
     run.train_run(
         config,
         run_dir,
         resume=args.resume,
+        overwrite=args.overwrite,
         progress=_progress_enabled(args),
         echo=echo,
         devices=args.devices,
@@ -84,39 +109,51 @@ def _command_train(args: argparse.Namespace) -> int:
 
 
 def _command_probe(args: argparse.Namespace) -> int:
-    import json
-
     import jax
 
     from factorcl_jax import config as config_lib
-    from factorcl_jax import evaluation, run
+    from factorcl_jax import evaluation, run, rundir
     from factorcl_jax.checkpoint import Checkpointer
 
     run_dir = pathlib.Path(args.run)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is not a directory")
+    if not (run_dir / "config.json").is_file():
         raise UsageError(f"{run_dir} is not a run directory (no config.json)")
-    config = config_lib.from_dict(json.loads(config_path.read_text()))
+    try:
+        config = config_lib.from_dict(rundir.read_saved_config(run_dir))
+    except config_lib.ConfigError as error:
+        raise UsageError(f"{run_dir / 'config.json'}: {error}") from None
     methods = args.method or list(config.train.methods)
-    splits = run.load_splits(config)
-    num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
-    representation = args.representation or config.train.probe_representation
-    results = {}
     for method in methods:
         if method not in config.train.methods:
             raise UsageError(
                 f"method {method!r} was not trained in {run_dir}; it has "
                 f"{', '.join(config.train.methods)}"
             )
+    splits = run.load_splits(config)
+    num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
+    representation = args.representation or config.train.probe_representation
+    for method in methods:
         steps_per_epoch = len(splits["train"]["y"]) // config.train.batch_size
         trainer = run.build_trainer(config, method, num_classes, steps_per_epoch)
         example = {k: v[: config.train.batch_size] for k, v in splits["train"].items()}
         abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
-        restored = Checkpointer(run_dir / "checkpoints" / run.method_slug(method)).restore_latest(
-            abstract
-        )
+        directory = run_dir / "checkpoints" / run.method_slug(method)
+        with Checkpointer(directory, read_only=True) as checkpoints, warnings.catch_warnings():
+            # Reported below in one line, with what the probe does about it.
+            warnings.simplefilter("ignore", rundir.RunWarning)
+            restored = checkpoints.restore_latest(abstract)
+        failed = ", ".join(str(step) for step, _ in checkpoints.skipped)
         if restored is None:
-            raise UsageError(f"no loadable checkpoint for {method} in {run_dir}")
+            detail = (
+                f": checkpoint(s) {failed} failed to load ({checkpoints.skipped[0][1]})"
+                if checkpoints.skipped
+                else ""
+            )
+            raise UsageError(f"no loadable checkpoint for {method} in {directory}{detail}")
+        if checkpoints.skipped:
+            _warn(f"{method}: checkpoint(s) {failed} failed to load; probing an older one")
         state, meta = restored
         accuracy = evaluation.probe_accuracies(
             trainer,
@@ -126,56 +163,87 @@ def _command_probe(args: argparse.Namespace) -> int:
             num_classes=num_classes,
             representations=(representation,),
         )[representation]
-        results[method] = accuracy
         print(
             f"{method}: step {meta['step']}, {args.split} accuracy {accuracy:.4f} "
             f"({representation})"
         )
-    return 0 if results else USAGE_ERROR
+    return 0
 
 
 # ---------------------------------------------------------------- estimate
 
 
+TABLE_SUFFIXES = (".npy", ".npz", ".csv")
+
+
 def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
-    if not path.is_file():
+    """A ``[rows, features]`` float32 array from ``.npy``/``.npz``/``.csv``; 1-D is one feature.
+
+    Never unpickles (``allow_pickle=False``); refuses, in one line naming the file, what is
+    missing, a directory, empty, unreadable, not of its format, not real numbers (complex
+    included), non-finite, beyond float32's range, or without rows or features.
+    """
+    from factorcl_jax import validation
+
+    if not os.path.lexists(path):
         raise UsageError(f"file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a data file")
+    if not path.exists():
+        raise UsageError(f"{path} is a broken symbolic link")
     suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise UsageError(f"{path}: unsupported file type {path.suffix!r} (use .npy, .npz, .csv)")
     try:
+        if path.stat().st_size == 0:
+            raise UsageError(f"{path} is empty (0 bytes)")
         if suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
+                names = ", ".join(archive.files) or "no arrays"
                 if key is None:
                     raise UsageError(
-                        f"{path} is an .npz: say which array with --x-key/--y-key "
-                        f"(it has {', '.join(archive.files)})"
+                        f"{path} is an .npz: say which array with --x-key/--y-key (it has {names})"
                     )
                 if key not in archive.files:
-                    raise UsageError(
-                        f"{path} has no array {key!r} (it has {', '.join(archive.files)})"
-                    )
+                    raise UsageError(f"{path} has no array {key!r} (it has {names})")
                 array = archive[key]
-        elif suffix == ".csv":
-            array = _load_csv(path)
         else:
-            raise UsageError(f"{path}: unsupported file type {suffix!r} (use .npy, .npz, .csv)")
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from None
+            array = _load_csv(path)
+    except UsageError:
+        raise
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
+        detail = " ".join(str(error).split())[:200] or type(error).__name__
+        raise UsageError(f"{path} is not a valid {suffix[1:]} file: {detail}") from None
+    if not isinstance(array, np.ndarray):
+        raise UsageError(f"{path}: expected an array, got {type(array).__name__}")
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
         raise UsageError(f"{path}: expected a [rows, features] array, got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise UsageError(f"{path}: expected numbers, got dtype {array.dtype}")
-    return array.astype(np.float32)
+    try:
+        return validation.check_real_array(array, str(path))
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
 
 
 def _load_csv(path: pathlib.Path) -> np.ndarray:
-    try:
-        return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError:
-        return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=1)
+    """Comma-separated numbers, one row per line; a first line that is not numbers is a
+    header and skipped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # NumPy's "input contained no data"
+        try:
+            array = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64, encoding="utf-8")
+        except ValueError:
+            array = np.loadtxt(
+                path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=1, encoding="utf-8"
+            )
+    if array.size == 0:
+        raise UsageError(f"{path} holds no numbers")
+    return array
 
 
 def _command_estimate(args: argparse.Namespace) -> int:
@@ -272,6 +340,28 @@ def _command_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- convert-multibench
+
+
+def _command_convert(args: argparse.Namespace) -> int:
+    from factorcl_jax.data import multibench
+
+    source = pathlib.Path(args.source)
+    if not source.is_file():
+        raise UsageError(f"file not found: {source}")
+    if not args.trust_pickle:
+        raise UsageError(
+            f"refusing to unpickle {source}: loading a pickle runs any code it holds; pass "
+            "--trust-pickle if you trust where the file came from"
+        )
+    _warn(f"unpickling {source}, which runs any code it holds (--trust-pickle)")
+    shapes = multibench.convert_pickle(source, args.target, trust_pickle=True)
+    print(f"wrote {args.target}: {len(shapes)} arrays")
+    for key, shape in shapes.items():
+        print(f"  {key}: {list(shape)}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -321,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", help="config file (.toml, .json, .yaml)")
     train.add_argument(
-        "--preset", default="cpu", choices=list(PRESETS), help="base configuration (default: cpu)"
+        "--preset",
+        choices=list(PRESETS),
+        help="base configuration (default: cpu; with --resume: the run's config.json)",
     )
     train.add_argument("--out", help="run directory (default: a new runs/train-...)")
     train.add_argument("--seed", type=int, help="training seed (train.seed)")
@@ -329,6 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the run in --out from its latest complete checkpoint",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="move a run already in --out aside (to OUT.old-DATE) and start afresh",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     train.add_argument(
@@ -413,22 +510,99 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--full", action="store_true", help="the full preset, not --quick")
     bench.add_argument("--out", help="output directory (one subdirectory per benchmark)")
     bench.set_defaults(handler=_command_bench)
+
+    convert = commands.add_parser(
+        "convert-multibench",
+        help="turn a trusted MultiBench pickle into an .npz",
+        description="Unpickle a MultiBench file (affect data or MIMIC) once and write the "
+        ".npz that factorcl_jax.data.multibench loads without running code. Unpickling runs "
+        "any code the file holds: this needs --trust-pickle.",
+    )
+    convert.add_argument("source", metavar="IN.pkl", help="the pickle (.pkl, .pk, .pickle)")
+    convert.add_argument("target", metavar="OUT.npz", help="the .npz to write (must not exist)")
+    convert.add_argument(
+        "--trust-pickle", action="store_true", help="I trust this file: unpickle it"
+    )
+    convert.set_defaults(handler=_command_convert)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    from factorcl_jax.config import ConfigError
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (UsageError, ConfigError, ValueError, TypeError, OSError) as error:
-        if args.traceback:
-            raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"factorcl-jax: error: {message}", file=sys.stderr)
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    if not issubclass(category, UserWarning) or category is UserWarning:
+        text = f"{category.__name__}: {text}"
+    _warn(text)
+
+
+def _one_line(error: BaseException, limit: int = 500) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or (
+        type(error).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
+        and "RESOURCE_EXHAUSTED" in str(error)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    before_dashes = argv[: argv.index("--")] if "--" in argv else argv
+    show_traceback = "--traceback" in before_dashes
+    if show_traceback:
+        argv.remove("--traceback")
+    with warnings.catch_warnings():
+        from factorcl_jax.rundir import RunWarning
+
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = _show_warning
+        try:
+            args = build_parser().parse_args(argv)
+            return args.handler(args)
+        except Exception as error:
+            return _report_error(error, show_traceback)
+        except KeyboardInterrupt:
+            if show_traceback:
+                raise
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+
+
+def _report_error(error: Exception, show_traceback: bool) -> int:
+    """Prints ``error`` in one line and returns the exit status; re-raises for --traceback."""
+    from factorcl_jax.config import ConfigError
+    from factorcl_jax.preemption import Interrupted
+
+    if show_traceback:
+        raise error
+    if isinstance(error, Interrupted):
+        hint = "; continue with --resume" if error.step is not None or error.saved else ""
+        print(f"{PROG}: {_one_line(error)}{hint}", file=sys.stderr)
+        return error.exit_status
+    if isinstance(error, BrokenPipeError):  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")
+        return 141
+    if _is_out_of_memory(error):
+        print(f"{PROG}: error: out of memory: {_one_line(error, 300)}", file=sys.stderr)
         return USAGE_ERROR
+    if isinstance(
+        error,
+        (UsageError, ConfigError, ValueError, TypeError, OSError, ArithmeticError, RecursionError),
+    ):
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return USAGE_ERROR
+    print(
+        f"{PROG}: internal error: {type(error).__name__}: {_one_line(error, 300)} "
+        "(rerun with --traceback for details)",
+        file=sys.stderr,
+    )
+    return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

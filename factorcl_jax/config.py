@@ -23,7 +23,7 @@ import types
 import typing
 from typing import Any
 
-from factorcl_jax import objectives
+from factorcl_jax import augment, objectives, rundir, validation
 from factorcl_jax.train import SCHEDULES
 
 if sys.version_info >= (3, 11):
@@ -132,23 +132,47 @@ class RunConfig:
         _validate(self)
 
 
+_MINIMUM = {
+    "data.num_samples": 1,
+    "data.input_dim": 1,
+    "model.encoder_hidden": 1,
+    "model.encoder_layers": 1,
+    "model.embed_dim": 1,
+    "model.critic_hidden": 1,
+    "model.block_size": 1,
+    "train.epochs": 1,
+    "train.batch_size": 1,
+    "checkpoint.keep_last": 1,
+}
+"""Smallest value of each integer key; other integers (and dict values) must be >= 0."""
+_SEEDS = ("data.seed", "train.seed")
+
+
+def _check_field(key: str, value: Any) -> None:
+    """Range checks every value of its type gets: ints fit int32 (seeds: the PRNG's
+    ``[0, 2**32 - 1]``), floats are finite."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if key in _SEEDS:
+            validation.check_seed(value, key)
+        else:
+            validation.check_int(value, key, minimum=_MINIMUM.get(key, 0))
+    elif isinstance(value, float):
+        validation.check_finite_float(value, key)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_field(f"{key}.{name}", item)
+
+
 def _validate(config: RunConfig) -> None:
-    positive = {
-        "data.num_samples": config.data.num_samples,
-        "data.input_dim": config.data.input_dim,
-        "model.encoder_hidden": config.model.encoder_hidden,
-        "model.encoder_layers": config.model.encoder_layers,
-        "model.embed_dim": config.model.embed_dim,
-        "model.critic_hidden": config.model.critic_hidden,
-        "train.epochs": config.train.epochs,
-        "train.batch_size": config.train.batch_size,
-        "checkpoint.keep_last": config.checkpoint.keep_last,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key} must be >= 1, got {value}")
-    if config.model.block_size is not None and config.model.block_size < 1:
-        raise ConfigError(f"model.block_size must be >= 1 or null, got {config.model.block_size}")
+    try:
+        for section in dataclasses.fields(config):
+            values = getattr(config, section.name)
+            for field in dataclasses.fields(values):
+                _check_field(f"{section.name}.{field.name}", getattr(values, field.name))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
     for key, value in (
         ("data.test_fraction", config.data.test_fraction),
         ("data.validation_fraction", config.data.validation_fraction),
@@ -157,8 +181,16 @@ def _validate(config: RunConfig) -> None:
             raise ConfigError(f"{key} must be in (0, 0.5), got {value}")
     if config.train.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
-    if config.train.num_club_iter < 0 or config.checkpoint.every_steps < 0:
-        raise ConfigError("train.num_club_iter and checkpoint.every_steps must be >= 0")
+    if config.train.noise_scale < 0:
+        raise ConfigError(f"train.noise_scale must be >= 0, got {config.train.noise_scale}")
+    if not 0 <= config.train.mask_rate <= 1:
+        raise ConfigError(f"train.mask_rate must be in [0, 1], got {config.train.mask_rate}")
+    try:
+        augment.make_augmentation(
+            config.train.augmentations, scale=config.train.noise_scale, rate=config.train.mask_rate
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"train.augmentations: {error}") from None
     if config.train.lr_schedule not in SCHEDULES:
         raise ConfigError(
             f"train.lr_schedule must be one of {SCHEDULES}, got {config.train.lr_schedule!r}"
@@ -171,6 +203,8 @@ def _validate(config: RunConfig) -> None:
                 f"unknown method {method!r} in train.methods; choose from "
                 f"{', '.join(objectives.METHODS)}"
             )
+    if len(set(config.train.methods)) != len(config.train.methods):
+        raise ConfigError(f"train.methods names a method twice: {list(config.train.methods)}")
     if config.train.probe_representation not in ("encoders", "factorized"):
         raise ConfigError(
             f"train.probe_representation must be 'encoders' or 'factorized', "
@@ -249,6 +283,8 @@ def from_dict(raw: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
     """
     raw = dict(raw)
     preset = raw.pop("preset", None)
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"preset must be a name ({', '.join(PRESETS)}), got {preset!r}")
     if preset is not None:
         base = get_preset(preset)
     base = base or PRESETS["cpu"]
@@ -285,50 +321,81 @@ def get_preset(name: str) -> RunConfig:
 # ---------------------------------------------------------------- files and overrides
 
 
-def load_config(path: str | pathlib.Path, base: RunConfig | None = None) -> RunConfig:
-    """Reads a TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.yml``) config file."""
-    path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
-    suffix = path.suffix.lower()
+def _line_of(text: bytes | str, position: int) -> int:
+    return text[:position].count(b"\n" if isinstance(text, bytes) else "\n") + 1
+
+
+def _parse_file(path: pathlib.Path, text: str, suffix: str) -> Any:
+    """The config file's raw contents; a syntax error names the file and its line."""
+    kind = suffix[1:].upper()
     try:
         if suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif suffix == ".json":
-            raw = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise ConfigError(
-                    f"{path}: YAML configs need pyyaml (pip install pyyaml)"
-                ) from None
-            raw = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"{path}: unknown config format {suffix!r} (use .toml, .json, .yaml)")
-    except (ValueError, tomllib.TOMLDecodeError) as error:
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"{path}: YAML configs need pyyaml (pip install pyyaml)") from None
+        try:
+            return yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or type(error).__name__
+            raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON at line {error.lineno}: {error.msg}") from None
+    except tomllib.TOMLDecodeError as error:
+        # tomllib's message ends with "(at line L, column C)".
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except (RecursionError, ValueError) as error:
         if isinstance(error, ConfigError):
             raise
-        raise ConfigError(f"{path}: not valid {suffix[1:].upper()}: {error}") from None
+        raise ConfigError(f"{path}: not valid {kind}: {type(error).__name__}") from None
+
+
+def load_config(path: str | pathlib.Path, base: RunConfig | None = None) -> RunConfig:
+    """Reads a TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.yml``) config file.
+
+    Raises:
+      ConfigError: naming the file (and the line of a syntax error or of bytes that are not
+        UTF-8), or the key of a wrong value.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: unknown config format {suffix!r} (use .toml, .json, .yaml)")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: line {_line_of(data, error.start)} is not UTF-8 text "
+            f"(byte {data[error.start]:#04x})"
+        ) from None
+    raw = _parse_file(path, text, suffix)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a table/dict")
-    return from_dict(raw, base)
+    try:
+        return from_dict(raw, base)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
 
 
 def save_config(config: RunConfig, path: str | pathlib.Path) -> pathlib.Path:
-    """Writes ``config`` as JSON (the resolved config of a run)."""
-    path = pathlib.Path(path)
-    path.write_text(json.dumps(to_dict(config), indent=2) + "\n")
-    return path
+    """Writes ``config`` as JSON (the resolved config of a run), atomically."""
+    return rundir.atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
 
 
 def _parse_value(text: str) -> Any:
     """An override's value: JSON when it parses (numbers, lists, null, true), else a string."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         if "," in text:
             return [_parse_value(part.strip()) for part in text.split(",")]
         return text

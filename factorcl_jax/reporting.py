@@ -9,6 +9,8 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from factorcl_jax.rundir import atomic_write_text
+
 __all__ = ["format_table", "make_run_dir", "write_json"]
 
 
@@ -51,7 +53,10 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
 
 
 def write_json(path: str | pathlib.Path, payload: Any) -> pathlib.Path:
-    """Writes ``payload`` as indented JSON (NaN/inf become ``null``) and returns the path."""
+    """Writes ``payload`` as indented JSON (NaN/inf become ``null``) and returns the path.
+
+    The file is replaced atomically: a reader (or a crash) sees the old file or the new one.
+    """
 
     def clean(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
@@ -62,6 +67,4 @@ def write_json(path: str | pathlib.Path, payload: Any) -> pathlib.Path:
             return [clean(v) for v in value]
         return value
 
-    path = pathlib.Path(path)
-    path.write_text(json.dumps(clean(payload), indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(clean(payload), indent=2) + "\n")

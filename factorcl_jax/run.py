@@ -4,9 +4,9 @@ For each method of ``config.train.methods`` on the built-in synthetic data (trai
 validation / test split):
 
 1. build the trainer from the config; with ``resume``, restore the latest complete Orbax
-   checkpoint and the data position (epoch, next batch), and drop ``metrics.jsonl`` lines
-   written after that checkpoint, so the resumed run ends bit-identical to an uninterrupted
-   one;
+   checkpoint (moving any that fail to load to ``checkpoints/METHOD/corrupt/``) and the data
+   position (epoch, next batch), and drop ``metrics.jsonl`` lines written after that
+   checkpoint, so the resumed run ends bit-identical to an uninterrupted one;
 2. train, logging every step's measurements to ``metrics.jsonl`` (and TensorBoard when
    ``tensorboardX`` is installed), checkpointing every ``checkpoint.every_steps`` steps and at
    every epoch end with the validation linear-probe accuracy as the checkpoint's metric;
@@ -14,16 +14,26 @@ validation / test split):
 
 The run directory then holds ``config.json``, ``metrics.jsonl``, ``checkpoints/METHOD/``,
 ``results.json`` (``{"probe_accuracy": {method: accuracy}, ...}``) and PNG figures.
+
+The job never clobbers a run (:mod:`factorcl_jax.rundir`: a directory holding one is refused
+unless resumed or moved aside, and is locked while in use), refuses up front a config whose
+data, parameters or pair activations cannot fit in memory, and stops cleanly on SIGTERM or
+SIGINT (:mod:`factorcl_jax.preemption`): it saves a checkpoint at the current step and raises
+:class:`~factorcl_jax.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that
+turns NaN/inf raises :class:`~factorcl_jax.train.NonFiniteLossError` naming the step and the
+terms, with the checkpoints saved before it intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import pathlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -38,13 +48,22 @@ from factorcl_jax import (
     plotting,
     probe,
     reporting,
+    rundir,
     train,
 )
 from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.config import RunConfig, save_config, to_dict
 from factorcl_jax.data.synthetic import SyntheticData, make_synthetic, train_test_split
+from factorcl_jax.preemption import Interrupted, StopSignals
 
-__all__ = ["MetricsLog", "build_trainer", "load_splits", "method_slug", "train_run"]
+__all__ = [
+    "MetricsLog",
+    "build_trainer",
+    "check_memory",
+    "load_splits",
+    "method_slug",
+    "train_run",
+]
 
 WALL_CLOCK_KEYS = ("steps_per_s", "time")
 """Measurement keys that depend on the machine's speed (everything else is deterministic)."""
@@ -122,31 +141,54 @@ class MetricsLog:
         self._writers: dict[str, Any] = {}
         self.enabled = parallel.is_main_process()
 
+    @staticmethod
+    def _parse(line: bytes) -> dict[str, Any] | None:
+        """The record on ``line``, or ``None`` when it is not one of ours."""
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):  # torn, edited or not UTF-8
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            return None
+        return record
+
     def truncate(self, method: str, last_step: int) -> None:
-        """Drops ``method``'s lines after ``last_step`` (and any torn last line)."""
+        """Drops ``method``'s records after ``last_step``, and a torn last line.
+
+        Every other line stays byte for byte, and the file is replaced atomically, so a kill
+        in the middle loses nothing.
+        """
         if not self.enabled or not self.path.exists():
             return
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        if not data.endswith(b"\n"):
+            lines[-1] = b""  # an append cut short by a kill
         kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("method") != method or record.get("step", 0) <= last_step:
-                kept.append(line)
-        self.path.write_text("".join(f"{line}\n" for line in kept))
+        for line in lines:
+            record = self._parse(line) if line else None
+            if record is not None and record.get("method") == method:
+                if record["step"] > last_step:
+                    continue
+            if line:
+                kept.append(line + b"\n")
+        new = b"".join(kept)
+        if new != data:
+            temporary = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+            with temporary.open("wb") as handle:
+                handle.write(new)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
 
     def read(self, method: str) -> list[dict[str, Any]]:
-        """``method``'s records, in order."""
+        """``method``'s records, in order (lines that are not records are skipped)."""
         if not self.path.exists():
             return []
         records = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("method") == method:
+        for line in self.path.read_bytes().split(b"\n"):
+            record = self._parse(line) if line else None
+            if record is not None and record.get("method") == method:
                 records.append(record)
         return records
 
@@ -190,6 +232,7 @@ def _train_method(
     progress: bool,
     num_classes: int,
     mesh: jax.sharding.Mesh | None,
+    stop: StopSignals,
 ) -> dict[str, Any]:
     """Trains (or resumes) one method; returns its probe accuracies and timings.
 
@@ -203,79 +246,94 @@ def _train_method(
     trainer = build_trainer(config, method, num_classes, per_epoch)
     example = {key: value[:batch_size] for key, value in data.items()}
     key = jax.random.key(config.train.seed)
-    checkpoints = Checkpointer(
+    with Checkpointer(
         run_dir / "checkpoints" / method_slug(method),
         keep_last=config.checkpoint.keep_last,
         keep_best=config.checkpoint.keep_best,
-    )
-    state, start_epoch, start_batch = None, 0, 0
-    sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
-    if resume:
-        abstract = jax.eval_shape(trainer.init, key, example)
-        restored = checkpoints.restore_latest(abstract, sharding=sharding)
-        if restored is not None:
-            state, meta = restored
-            start_epoch, start_batch = meta["epoch"], meta["next_batch"]
-            log.truncate(method, meta["step"])
-    if state is None:
-        log.truncate(method, 0)
-        state = trainer.jit_init(key, example)
-        if mesh is not None:
-            state = parallel.replicate_state(state, mesh)
-    representation = config.train.probe_representation
+    ) as checkpoints:
+        state, start_epoch, start_batch = None, 0, 0
+        sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
+        if resume:
+            abstract = jax.eval_shape(trainer.init, key, example)
+            restored = checkpoints.restore_latest(
+                abstract, sharding=sharding, move_aside=parallel.is_main_process()
+            )
+            if restored is not None:
+                state, meta = restored
+                start_epoch, start_batch = meta["epoch"], meta["next_batch"]
+                log.truncate(method, meta["step"])
+        if state is None:
+            log.truncate(method, 0)
+            state = trainer.jit_init(key, example)
+            if mesh is not None:
+                state = parallel.replicate_state(state, mesh)
+        representation = config.train.probe_representation
 
-    def validation_accuracy(state: train.TrainState) -> float:
-        return evaluation.probe_accuracies(
-            trainer,
-            state.params,
-            data,
-            splits["validation"],
-            num_classes=num_classes,
-            representations=(representation,),
-        )[representation]
+        def validation_accuracy(state: train.TrainState) -> float:
+            return evaluation.probe_accuracies(
+                trainer,
+                state.params,
+                data,
+                splits["validation"],
+                num_classes=num_classes,
+                representations=(representation,),
+            )[representation]
 
-    def save(state: train.TrainState, epoch: int, next_batch: int, metric: float | None):
-        checkpoints.save(
-            int(state.step),
-            state,
-            {
-                "epoch": epoch,
-                "next_batch": next_batch,
-                "seed": config.train.seed,
-                "method": method,
-                "metric": metric,
-            },
-        )
+        saved = {"step": int(state.step)}
 
-    clock = {"last": time.perf_counter()}
+        def save(state: train.TrainState, epoch: int, next_batch: int, metric: float | None):
+            checkpoints.save(
+                int(state.step),
+                state,
+                {
+                    "epoch": epoch,
+                    "next_batch": next_batch,
+                    "seed": config.train.seed,
+                    "method": method,
+                    "metric": metric,
+                },
+            )
+            saved["step"] = int(state.step)
 
-    def on_step(state: train.TrainState, measured: dict, epoch: int, next_batch: int):
-        now = time.perf_counter()
-        measured["steps_per_s"] = 1.0 / max(now - clock["last"], 1e-9)
-        clock["last"] = now
-        log.write(method, measured)
-        step = measured["step"]
-        if next_batch == per_epoch:
-            save(state, epoch, next_batch, validation_accuracy(state))
-        elif config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0:
-            save(state, epoch, next_batch, None)
+        clock = {"last": time.perf_counter()}
 
-    start = time.perf_counter()
-    fit = train.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
-    state, _ = fit(
-        trainer,
-        state,
-        shard,
-        epochs=config.train.epochs,
-        batch_size=batch_size,
-        seed=config.train.seed,
-        progress=progress,
-        on_step=on_step,
-        start_epoch=start_epoch,
-        start_batch=start_batch,
-    )
-    train_seconds = time.perf_counter() - start
-    checkpoints.close()
+        def on_step(state: train.TrainState, measured: dict, epoch: int, next_batch: int):
+            now = time.perf_counter()
+            measured["steps_per_s"] = 1.0 / max(now - clock["last"], 1e-9)
+            clock["last"] = now
+            log.write(method, measured)
+            step = measured["step"]
+            if next_batch == per_epoch:
+                save(state, epoch, next_batch, validation_accuracy(state))
+            elif config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0:
+                save(state, epoch, next_batch, None)
+            if stop.requested():
+                if saved["step"] != step:
+                    save(state, epoch, next_batch, None)
+                raise Interrupted(stop.signum, step, saved=True)
+
+        start = time.perf_counter()
+        fit = train.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
+        try:
+            state, _ = fit(
+                trainer,
+                state,
+                shard,
+                epochs=config.train.epochs,
+                batch_size=batch_size,
+                seed=config.train.seed,
+                progress=progress,
+                on_step=on_step,
+                start_epoch=start_epoch,
+                start_batch=start_batch,
+            )
+        except train.NonFiniteLossError as error:
+            raise train.NonFiniteLossError(
+                f"{method}: {error}; the run stopped with its checkpoints up to step "
+                f"{saved['step']} intact (lower train.learning_rate, or try "
+                "model.normalize_heads=true, in a new run)"
+            ) from None
+        train_seconds = time.perf_counter() - start
     accuracy = evaluation.probe_accuracies(
         trainer,
         state.params,
@@ -290,6 +348,68 @@ def _train_method(
         "steps": int(state.step),
         "history": log.read(method),
     }
+
+
+def _gib(num_bytes: float) -> str:
+    return f"{num_bytes / 2**30:.3g} GiB"
+
+
+def check_memory(config: RunConfig, devices: int = 1, *, available: int | None = None) -> None:
+    """Refuses a config that cannot fit in memory, before anything is allocated.
+
+    Counts a lower bound of the bytes needed, so it never refuses a config that fits: the
+    float32 data (``num_samples x (2 input_dim + latents)``); the parameters, with Adam's two
+    moments, of two ``input_dim -> encoder_hidden x encoder_layers -> embed_dim`` encoders,
+    two heads and one critic; and one critic's pair activations (``rows x batch_size x
+    critic_hidden`` with ``rows`` the batch, or ``model.block_size``). On CPU everything
+    shares the host's memory; on an accelerator the parameters and one device's share of the
+    activations must fit the device.
+
+    Args:
+      config: the run configuration.
+      devices: devices the batch is split over.
+      available: bytes of memory to assume for everything (default: measured).
+
+    Raises:
+      MemoryError: naming the largest part, the bytes needed and the bytes available.
+    """
+    data, model, batch = config.data, config.model, config.train.batch_size
+    width, embed, critic = model.encoder_hidden, model.embed_dim, model.critic_hidden
+    encoder = data.input_dim * width + (model.encoder_layers - 1) * width**2 + width * embed
+    parameters = 2 * encoder + 4 * embed * width + 2 * embed * critic + critic**2
+    rows = batch if model.block_size is None else min(batch, model.block_size)
+    parts = {
+        "data": 4 * data.num_samples * (2 * data.input_dim + sum(data.feature_dims.values())),
+        "parameters and Adam state": 3 * 4 * parameters,
+        "pair activations": 4 * rows * batch * critic,
+    }
+    hints = {
+        "data": "lower data.num_samples or data.input_dim",
+        "parameters and Adam state": "lower model.encoder_hidden, model.critic_hidden or "
+        "data.input_dim",
+        "pair activations": "lower train.batch_size or model.critic_hidden, or set "
+        "model.block_size",
+    }
+    device = jax.devices()[0]
+    if available is None and device.platform != "cpu":
+        limit = (device.memory_stats() or {}).get("bytes_limit")
+        if limit:
+            on_device = {k: v for k, v in parts.items() if k != "data"}
+            on_device["pair activations"] //= max(devices, 1)
+            _refuse_beyond(on_device, limit, f"one {device.platform} device", hints)
+        parts = {"data": parts["data"]}
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    _refuse_beyond(parts, available, "this machine", hints)
+
+
+def _refuse_beyond(parts: dict[str, int], limit: int, where: str, hints: dict[str, str]) -> None:
+    if sum(parts.values()) > limit:
+        largest = max(parts, key=parts.__getitem__)
+        raise MemoryError(
+            f"this config needs at least {_gib(sum(parts.values()))} ({largest}: "
+            f"{_gib(parts[largest])}) but {where} has {_gib(limit)}; {hints[largest]}"
+        )
 
 
 def _mesh(devices: int | None, batch_size: int) -> jax.sharding.Mesh | None:
@@ -312,11 +432,39 @@ def _mesh(devices: int | None, batch_size: int) -> jax.sharding.Mesh | None:
     return parallel.data_mesh(jax.devices()[:devices])
 
 
+@contextlib.contextmanager
+def _run_directory(
+    run_dir: pathlib.Path, config: RunConfig, *, resume: bool, overwrite: bool
+) -> Iterator[None]:
+    """The main process checks and locks ``run_dir``; the others follow its decision."""
+    main = parallel.is_main_process()
+    with contextlib.ExitStack() as stack:
+        refusal = None
+        try:
+            stack.enter_context(
+                rundir.open_run_dir(
+                    run_dir, to_dict(config), resume=resume, overwrite=overwrite, lock=main
+                )
+            )
+        except rundir.RunDirectoryError as error:
+            refusal = error
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            accepted = multihost_utils.broadcast_one_to_all(np.int32(refusal is None and main))
+            if not main and refusal is None and not int(accepted):
+                refusal = rundir.RunDirectoryError(f"process 0 refused the run directory {run_dir}")
+        if refusal is not None:
+            raise refusal
+        yield
+
+
 def train_run(
     config: RunConfig,
     run_dir: str | pathlib.Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     echo=print,
     devices: int | None = None,
@@ -325,54 +473,73 @@ def train_run(
 
     Args:
       config: the resolved run configuration.
-      run_dir: output directory (created).
-      resume: continue from the latest complete checkpoints in ``run_dir``.
+      run_dir: output directory (created); refused when it holds a run, unless ``resume``
+        or ``overwrite``.
+      resume: continue the run in ``run_dir`` from its latest complete checkpoints; its
+        ``config.json`` must equal ``config`` except for checkpoint cadence and retention.
+      overwrite: move a run already in ``run_dir`` aside (to ``RUN_DIR.old-STAMP``) first.
       progress: show progress bars.
       echo: where to print tables (``print``; a no-op to stay quiet).
       devices: train data-parallel over this many devices (all processes together);
         ``None``: one device, or every device when several processes run.
+
+    Raises:
+      rundir.RunDirectoryError: ``run_dir`` cannot be used as asked (one line saying why).
+      MemoryError: the config cannot fit in memory (:func:`check_memory`).
+      Interrupted: SIGTERM/SIGINT stopped training; a checkpoint was saved at that step.
+      train.NonFiniteLossError: the loss turned NaN/inf (naming the step and terms).
     """
     run_dir = pathlib.Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume and (run_dir / "config.json").exists():
-        saved = json.loads((run_dir / "config.json").read_text())
-        if saved != to_dict(config):
-            raise ValueError(
-                f"--resume needs the run's own config: {run_dir / 'config.json'} "
-                f"differs from the requested one"
-            )
-    splits = load_splits(config)
-    if config.train.batch_size > len(splits["train"]["y"]):
-        raise ValueError(
-            f"train.batch_size = {config.train.batch_size} exceeds the "
-            f"{len(splits['train']['y'])} training rows of data.num_samples = "
-            f"{config.data.num_samples}"
-        )
     mesh = _mesh(devices, config.train.batch_size)
-    if parallel.is_main_process():
-        save_config(config, run_dir / "config.json")
-    else:
-        echo = lambda *_: None
-        progress = False
-    num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
-    log = MetricsLog(run_dir)
-    per_method = {}
-    try:
-        for method in config.train.methods:
-            echo(f"training {method} ...")
-            per_method[method] = _train_method(
-                config,
-                method,
-                splits,
-                run_dir,
-                log,
-                resume=resume,
-                progress=progress,
-                num_classes=num_classes,
-                mesh=mesh,
+    check_memory(config, 1 if mesh is None else mesh.size)
+    with _run_directory(run_dir, config, resume=resume, overwrite=overwrite):
+        splits = load_splits(config)
+        if config.train.batch_size > len(splits["train"]["y"]):
+            raise ValueError(
+                f"train.batch_size = {config.train.batch_size} exceeds the "
+                f"{len(splits['train']['y'])} training rows of data.num_samples = "
+                f"{config.data.num_samples}"
             )
-    finally:
-        log.close()
+        if parallel.is_main_process():
+            save_config(config, run_dir / "config.json")
+        else:
+            echo = lambda *_: None
+            progress = False
+        num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
+        log = MetricsLog(run_dir)
+        per_method = {}
+        try:
+            with StopSignals() as stop:
+                for method in config.train.methods:
+                    if stop.signum is not None:
+                        raise Interrupted(stop.signum)
+                    echo(f"training {method} ...")
+                    per_method[method] = _train_method(
+                        config,
+                        method,
+                        splits,
+                        run_dir,
+                        log,
+                        resume=resume,
+                        progress=progress,
+                        num_classes=num_classes,
+                        mesh=mesh,
+                        stop=stop,
+                    )
+        finally:
+            log.close()
+        return _report(config, run_dir, splits, per_method, num_classes, echo)
+
+
+def _report(
+    config: RunConfig,
+    run_dir: pathlib.Path,
+    splits: Mapping[str, dict[str, np.ndarray]],
+    per_method: dict[str, dict[str, Any]],
+    num_classes: int,
+    echo,
+) -> dict[str, Any]:
+    """The raw-input sanity probe, the table, ``results.json`` and the figures."""
     raw = probe.linear_probe_accuracy(
         np.concatenate([splits["train"]["x1"], splits["train"]["x2"]], axis=1),
         splits["train"]["y"],

@@ -1,6 +1,9 @@
 """Writers of tiny files in the real MultiBench formats, for tests.
 
-* :func:`affect_data` / :func:`write_affect`: an affect pickle ``{"train", "valid", "test"}``,
+Every writer writes a pickle, or the documented ``.npz`` (keys ``"split/field"``, or the bare
+field names of ``im.pk``) when the path ends in ``.npz``.
+
+* :func:`affect_data` / :func:`write_affect`: affect data ``{"train", "valid", "test"}``,
   each ``{"vision" [N, T, 5], "audio" [N, T, 3], "text" [N, T, 7], "labels" [N, 1, 1],
   "id" [N]}``. Sequences are left-padded with zeros to ``T`` (aligned: one length per sample
   for all modalities); the last sample of every split has all-zero text (MultiBench drops
@@ -63,10 +66,26 @@ def write_pickle(path: pathlib.Path, data) -> pathlib.Path:
     return path
 
 
+def write_npz(path: pathlib.Path, data) -> pathlib.Path:
+    """``{split: {field: array}}`` as ``"split/field"`` keys; top-level arrays by name."""
+    flat = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}/{field}": array for field, array in value.items()})
+        else:
+            flat[name] = value
+    np.savez(path, **flat)
+    return path
+
+
+def write_data(path: pathlib.Path, data) -> pathlib.Path:
+    return (write_npz if path.suffix == ".npz" else write_pickle)(path, data)
+
+
 def write_affect(path: pathlib.Path, task: str = "mosi", steps: int = 8, seed: int = 0):
     """Writes :func:`affect_data` to ``path`` and returns ``(path, data)``."""
     data = affect_data(task, steps, seed)
-    return write_pickle(path, data), data
+    return write_data(path, data), data
 
 
 def mimic_data(seed: int = 0, num_classes: int = 2) -> dict[str, dict]:
@@ -85,13 +104,7 @@ def mimic_data(seed: int = 0, num_classes: int = 2) -> dict[str, dict]:
 def write_mimic(path: pathlib.Path, seed: int = 0):
     """Writes :func:`mimic_data` as a pickle, or an ``.npz`` when ``path`` ends in ``.npz``."""
     data = mimic_data(seed)
-    if path.suffix == ".npz":
-        flat = {
-            f"{split}/{field}": array for split, d in data.items() for field, array in d.items()
-        }
-        np.savez(path, **flat)
-        return path, data
-    return write_pickle(path, data), data
+    return write_data(path, data), data
 
 
 def write_multibench_mimic(path: pathlib.Path, num_samples: int = 50, seed: int = 0):
@@ -105,4 +118,4 @@ def write_multibench_mimic(path: pathlib.Path, num_samples: int = 50, seed: int 
         "adm_labels_all": admission,
         "y_icd9": rng.integers(0, 2, (num_samples, 20)),
     }
-    return write_pickle(path, data), data
+    return write_data(path, data), data

@@ -273,3 +273,37 @@ def test_bad_gaussian_inputs_name_the_argument():
         bounds.smile(jnp.zeros((3, 3)), clip=0.0)
     with pytest.raises(ValueError, match="`decay`"):
         bounds.mine(jnp.zeros((3, 3)), bounds.mine_init(), decay=1.0)
+
+
+def _every_bound_of_an_offset():
+    """``{name: f(scores, offset)}`` for every bound, on ``[4, 12]`` scores (offsets 0..8)."""
+    labels = jnp.arange(12) % 3
+    gaussian = jnp.asarray(random_scores(3, 4, 3, scale=0.5))
+    y = jnp.asarray(random_scores(4, 12, 3))
+    fns = {name: fn for name, (fn, _) in REFERENCES.items()}
+    fns["supcon"] = lambda s, offset: bounds.supcon(s, labels[:4], labels, offset=offset)
+    fns["gaussian_log_likelihood"] = lambda s, offset: bounds.gaussian_log_likelihood(
+        s[:, :3], gaussian, y, offset=offset
+    )
+    fns["club_gaussian"] = lambda s, offset: bounds.club_gaussian(
+        s[:, :3], gaussian, y, offset=offset
+    )
+    return fns
+
+
+@pytest.mark.parametrize("name", sorted(_every_bound_of_an_offset()))
+def test_a_traced_offset_out_of_range_gives_nan_never_a_wrong_number(name):
+    # Under jit the offset has no value to check; out of [0, m - n] = [0, 8] the value and
+    # the gradient are NaN (a negative index would otherwise wrap around, a slice clamp).
+    fn = _every_bound_of_an_offset()[name]
+    scores = jnp.asarray(random_scores(7, 4, 12))
+    traced = jax.jit(jax.value_and_grad(lambda s, offset: fn(s, offset=offset)))
+    for offset in (0, 3, 8):
+        value, grad = traced(scores, jnp.int32(offset))
+        np.testing.assert_allclose(value, fn(scores, offset=offset), rtol=1e-5, atol=1e-6)
+        assert np.isfinite(value) and np.all(np.isfinite(grad)), (name, offset)
+    for offset in (-1, -4, 9, 11, 1000):
+        value, grad = traced(scores, jnp.int32(offset))
+        used = grad[:, :3] if "gaussian" in name else grad  # the Gaussians read 3 columns
+        assert np.isnan(value), (name, offset, value)
+        assert np.all(np.isnan(used)), (name, offset)

@@ -10,6 +10,7 @@ import pytest
 
 from factorcl_jax import augment, train
 from factorcl_jax.checkpoint import Checkpointer
+from factorcl_jax.rundir import RunWarning
 
 TINY = dict(
     encoder_hidden=16,
@@ -85,11 +86,50 @@ def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(tmp_path, trained):
     _, _, states, abstract = trained
     checkpoints = save_all(tmp_path, states[:3], keep_last=3)
     corrupt(tmp_path / "3")
-    with pytest.warns(UserWarning, match=r"skipping checkpoint .*3"):
+    with pytest.warns(RunWarning, match=r"checkpoint\(s\) 3 in .* failed to load and were skipped"):
         restored, meta = checkpoints.restore_latest(abstract)
     assert meta["step"] == 2
     assert_same_state(restored, states[1])
     assert checkpoints.steps() == [1, 2, 3]  # nothing was deleted
+    assert [step for step, _ in checkpoints.skipped] == [3]
+
+
+def test_moving_corrupt_checkpoints_aside_frees_their_steps(tmp_path, trained):
+    trainer, data, states, abstract = trained
+    checkpoints = save_all(tmp_path, states[:3], keep_last=3)
+    corrupt(tmp_path / "3")
+    corrupt(tmp_path / "2")
+    files = sorted(p.relative_to(tmp_path / "3") for p in (tmp_path / "3").rglob("*"))
+    with pytest.warns(RunWarning, match=r"checkpoint\(s\) 3, 2 .* moved to .*corrupt") as record:
+        restored, meta = checkpoints.restore_latest(abstract, move_aside=True)
+    assert len(record) == 1  # one line for all of them
+    assert meta["step"] == 1
+    assert_same_state(restored, states[0])
+    assert checkpoints.steps() == [1]
+    moved = tmp_path / "corrupt" / "3"
+    assert sorted(p.relative_to(moved) for p in moved.rglob("*")) == files  # kept whole
+    continued, _ = trainer.jit_step(restored, data)
+    checkpoints.save(2, continued, {"epoch": 0, "next_batch": 2, "metric": None})
+    assert checkpoints.steps() == [1, 2]
+    reopened = Checkpointer(tmp_path, keep_last=3)
+    assert reopened.steps() == [1, 2]  # corrupt/ is not taken for a step
+    reopened.close()
+
+
+def test_read_only_checkpointer_changes_nothing(tmp_path, trained):
+    _, _, states, abstract = trained
+    save_all(tmp_path / "run", states[:2], keep_last=3).close()
+    corrupt(tmp_path / "run" / "2")
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    with Checkpointer(tmp_path / "run", read_only=True) as checkpoints:
+        with pytest.warns(RunWarning, match="skipped"):
+            _, meta = checkpoints.restore_latest(abstract)
+        with pytest.raises(ValueError, match="read_only"):
+            checkpoints.restore_latest(abstract, move_aside=True)
+    assert meta["step"] == 1
+    with Checkpointer(tmp_path / "missing", read_only=True) as checkpoints:
+        assert checkpoints.restore_latest(abstract) is None
+    assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
 
 
 def test_partial_checkpoint_directory_is_ignored(tmp_path, trained):

@@ -78,7 +78,7 @@ def test_overrides_parse_types_and_lists():
         ("trian.epochs=3", r"unknown config section"),
         ("train.epochs=three", r"train\.epochs must be int, got 'three'"),
         ("train.epochs=2.5", r"train\.epochs must be int"),
-        ("train.epochs=0", r"train\.epochs must be >= 1"),
+        ("train.epochs=0", r"train\.epochs must be an int in \[1, 2147483647\], got 0"),
         ("train.methods=CLIP", r"unknown method 'CLIP'"),
         ("train.learning_rate=-1", r"learning_rate must be > 0"),
         ("train.lr_schedule=linear", r"train\.lr_schedule must be one of"),

@@ -8,6 +8,7 @@ from example_scripts import load_example
 from multibench_fixtures import (
     SIZES,
     write_affect,
+    write_data,
     write_mimic,
     write_multibench_mimic,
     write_pickle,
@@ -19,7 +20,7 @@ from factorcl_jax.data import multibench
 
 @pytest.fixture(scope="module")
 def mosi(tmp_path_factory):
-    return write_affect(tmp_path_factory.mktemp("affect") / "mosi.pkl", "mosi")
+    return write_affect(tmp_path_factory.mktemp("affect") / "mosi.npz", "mosi")
 
 
 def real_lengths(text: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ def test_sentiment_label_schemes(mosi):
 
 @pytest.mark.parametrize(("task", "negative"), [("humor", 0.0), ("sarcasm", -1.0)])
 def test_humor_and_sarcasm_labels_are_binary(tmp_path, task, negative):
-    path, raw = write_affect(tmp_path / f"{task}.pkl", task)
+    path, raw = write_affect(tmp_path / f"{task}.npz", task)
     values = raw["train"]["labels"].reshape(-1)[:-1]
     assert set(np.unique(values)) == {negative, 1.0}
     data = multibench.load_affect(path, task)
@@ -96,9 +97,9 @@ def test_humor_and_sarcasm_labels_are_binary(tmp_path, task, negative):
 
 
 def test_unaligned_sequences_start_at_their_own_first_real_step(tmp_path):
-    path, raw = write_affect(tmp_path / "mosi.pkl")
+    path, raw = write_affect(tmp_path / "mosi.npz")
     raw["train"]["vision"][0, :3] = 0.0  # sample 0: full-length text, vision starts at step 3
-    write_pickle(path, raw)
+    write_data(path, raw)
     aligned = multibench.load_affect(path, "mosi", max_length=8)
     unaligned = multibench.load_affect(path, "mosi", max_length=8, aligned=False)
     assert aligned.train["mask1"][0].sum() == 8 and unaligned.train["mask1"][0].sum() == 5
@@ -111,7 +112,7 @@ def test_unaligned_sequences_start_at_their_own_first_real_step(tmp_path):
 @pytest.mark.parametrize("suffix", [".pkl", ".npz"])
 def test_mimic_split_layout(tmp_path, suffix):
     path, raw = write_mimic(tmp_path / f"mimic{suffix}")
-    data = multibench.load_mimic(path)
+    data = multibench.load_mimic(path, trust_pickle=suffix == ".pkl")
     assert data.modalities == ("static", "timeseries") and data.num_classes == 2
     assert data.input_dims == (5, 4)
     for name, size in SIZES.items():
@@ -126,13 +127,14 @@ def test_mimic_split_layout(tmp_path, suffix):
     np.testing.assert_allclose(data.test["x1"], (raw["test"]["static"] - mean) / std, rtol=1e-4)
 
 
-def test_mimic_multibench_im_pk_is_split_like_multibench(tmp_path):
-    path, raw = write_multibench_mimic(tmp_path / "im.pk", num_samples=50)
-    icd9 = multibench.load_mimic(path, mimic_task=7)
+@pytest.mark.parametrize("name", ["im.pk", "im.npz"])
+def test_mimic_multibench_im_pk_is_split_like_multibench(tmp_path, name):
+    path, raw = write_multibench_mimic(tmp_path / name, num_samples=50)
+    icd9 = multibench.load_mimic(path, mimic_task=7, trust_pickle=True)
     sizes = {name: len(getattr(icd9, name)["y"]) for name in ("train", "valid", "test")}
     assert sizes == {"train": 40, "valid": 5, "test": 5} and icd9.num_classes == 2
     assert icd9.train["x2"].shape == (40, 24, 12)
-    mortality = multibench.load_mimic(path, mimic_task=-1)
+    mortality = multibench.load_mimic(path, mimic_task=-1, trust_pickle=True)
     assert mortality.num_classes == 6
     all_labels = np.concatenate([getattr(mortality, s)["y"] for s in ("train", "valid", "test")])
     np.testing.assert_array_equal(np.sort(all_labels), np.sort(raw["adm_labels_all"].argmax(1)))
@@ -200,7 +202,7 @@ def test_corrupt_affect_files_name_file_and_field(tmp_path, case):
     change, message = affect_cases()[case]
     write_pickle(path, change(data))
     with pytest.raises(multibench.DataFormatError, match=message) as error:
-        multibench.load_affect(path, "mosi")
+        multibench.load_affect(path, "mosi", trust_pickle=True)
     assert "broken.pkl" in str(error.value)
 
 
@@ -209,32 +211,36 @@ def test_corrupt_mimic_files_name_file_and_field(tmp_path):
     data["valid"]["static"][0, 0] = np.inf
     write_pickle(path, data)
     with pytest.raises(multibench.DataFormatError, match=r"mimic.pkl: field 'valid/static'"):
-        multibench.load_mimic(path)
-    assert np.isfinite(multibench.load_mimic(path, nonfinite="zero").valid["x1"]).all()
+        multibench.load_mimic(path, trust_pickle=True)
+    loaded = multibench.load_mimic(path, nonfinite="zero", trust_pickle=True)
+    assert np.isfinite(loaded.valid["x1"]).all()
     data["valid"]["static"][0, 0] = 0.0
     data["train"]["labels"] = data["train"]["labels"][:5]
     write_pickle(path, data)
     with pytest.raises(multibench.DataFormatError, match="'train/labels' has 5 samples"):
-        multibench.load_mimic(path)
+        multibench.load_mimic(path, trust_pickle=True)
     bad_npz = tmp_path / "bad.npz"
     np.savez(bad_npz, static=np.zeros((3, 2)))
-    with pytest.raises(multibench.DataFormatError, match=r"bad\.npz: \.npz key 'static'"):
+    with pytest.raises(multibench.DataFormatError, match=r"bad\.npz: missing split 'train'"):
+        multibench.load_mimic(bad_npz)
+    np.savez(bad_npz, **{"train/static/x": np.zeros((3, 2))})
+    with pytest.raises(multibench.DataFormatError, match=r"bad\.npz: \.npz key 'train/static/x'"):
         multibench.load_mimic(bad_npz)
     not_pickle = tmp_path / "garbage.pkl"
     not_pickle.write_bytes(b"not a pickle")
     with pytest.raises(multibench.DataFormatError, match=r"garbage\.pkl: cannot be read"):
-        multibench.load_mimic(not_pickle)
-    im_pk, raw = write_multibench_mimic(tmp_path / "im.pk")
+        multibench.load_mimic(not_pickle, trust_pickle=True)
+    im_pk, raw = write_multibench_mimic(tmp_path / "im.npz")
     raw["ep_tdata"] = np.zeros((3, 24, 12))
-    write_pickle(im_pk, raw)
-    with pytest.raises(multibench.DataFormatError, match=r"im\.pk: fields disagree"):
+    write_data(im_pk, raw)
+    with pytest.raises(multibench.DataFormatError, match=r"im\.npz: fields disagree"):
         multibench.load_mimic(im_pk)
 
 
 def test_nonfinite_zero_replaces_nan_like_multibench(tmp_path):
-    path, data = write_affect(tmp_path / "mosi.pkl")
+    path, data = write_affect(tmp_path / "mosi.npz")
     data["train"]["audio"][0, -1, :] = -np.inf
-    write_pickle(path, data)
+    write_data(path, data)
     loaded = multibench.load_affect(path, "mosi", modalities=("audio", "text"), nonfinite="zero")
     assert np.isfinite(loaded.train["x1"]).all()
 
@@ -303,3 +309,82 @@ def test_table_runner_rejects_bad_arguments(mosi, extra, capsys):
     with pytest.raises(SystemExit):
         runner.main(["--data", str(mosi[0]), *extra])
     assert "error" in capsys.readouterr().err
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: a stand-in for a malicious pickle."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["evil.pkl", "evil.PKL", "evil.pk", "evil.Pickle"])
+def test_pickles_are_refused_without_running_them(tmp_path, name):
+    marker = tmp_path / "pwned"
+    path = write_pickle(tmp_path / name, {"train": _Payload(marker)})
+    for load in (lambda: multibench.load_affect(path, "mosi"), lambda: multibench.load_mimic(path)):
+        with pytest.raises(multibench.DataFormatError, match="refusing to unpickle"):
+            load()
+    assert not marker.exists()
+
+
+def test_a_pickle_named_npz_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    path = write_pickle(tmp_path / "evil.NPZ", {"train": _Payload(marker)})
+    with pytest.raises(multibench.DataFormatError, match=r"evil\.NPZ: not a readable \.npz"):
+        multibench.load_mimic(path)
+    assert not marker.exists()
+
+
+def test_unknown_suffixes_are_refused(tmp_path):
+    path = tmp_path / "data.h5"
+    path.write_bytes(b"\x89HDF\r\n")
+    with pytest.raises(multibench.DataFormatError, match=r"unknown data format '\.h5'"):
+        multibench.load_mimic(path)
+
+
+def test_convert_pickle_writes_an_npz_the_loaders_read_identically(tmp_path):
+    source, _ = write_affect(tmp_path / "mosi.pkl")
+    target = tmp_path / "mosi.npz"
+    with pytest.raises(multibench.DataFormatError, match="trust_pickle"):
+        multibench.convert_pickle(source, target)
+    assert not target.exists()
+    shapes = multibench.convert_pickle(source, target, trust_pickle=True)
+    assert shapes["train/vision"] == (30, 8, 5) and shapes["test/id"] == (12,)
+    with np.load(target, allow_pickle=False) as archive:
+        assert archive["train/id"].dtype.kind == "U"
+    converted = multibench.load_affect(target, "mosi")
+    original = multibench.load_affect(source, "mosi", trust_pickle=True)
+    for split in ("train", "valid", "test"):
+        for key, array in getattr(original, split).items():
+            np.testing.assert_array_equal(getattr(converted, split)[key], array)
+    before = target.read_bytes()
+    with pytest.raises(multibench.DataFormatError, match="already exists"):
+        multibench.convert_pickle(source, target, trust_pickle=True)
+    assert target.read_bytes() == before
+    im_pk, _ = write_multibench_mimic(tmp_path / "im.pk")
+    multibench.convert_pickle(im_pk, tmp_path / "im.npz", trust_pickle=True)
+    converted = multibench.load_mimic(tmp_path / "im.npz")
+    original = multibench.load_mimic(im_pk, trust_pickle=True)
+    np.testing.assert_array_equal(converted.train["x2"], original.train["x2"])
+
+
+def test_values_beyond_float32_are_called_overflow_not_nan(tmp_path):
+    path, data = write_mimic(tmp_path / "mimic.npz")
+    data["train"]["static"][3, 1] = 1e300
+    write_data(path, data)
+    with pytest.raises(
+        multibench.DataFormatError, match=r"'train/static' holds values up to 1e\+300"
+    ):
+        multibench.load_mimic(path, nonfinite="zero")
+
+
+def test_empty_feature_axis_is_refused(tmp_path):
+    path, data = write_mimic(tmp_path / "mimic.npz")
+    data["valid"]["timeseries"] = data["valid"]["timeseries"][..., :0]
+    write_data(path, data)
+    with pytest.raises(multibench.DataFormatError, match="'valid/timeseries' has an empty axis"):
+        multibench.load_mimic(path)

@@ -44,15 +44,26 @@ drops all-zero text). The first ``max_length`` real steps are kept and right-pad
 Every time step of a MIMIC series is real. A file that is missing a split or field, holds
 ragged or non-numeric arrays, NaN/inf features (unless ``nonfinite="zero"``), or labels
 that do not match the features raises :class:`DataFormatError` naming the file and field.
-Pickles can run code when loaded: only load files you trust.
+
+**File formats.** The documented format of every task is an ``.npz`` archive (read with
+``allow_pickle=False``, so loading it never runs code) whose keys are ``"split/field"``
+(``"train/vision"``, ``"test/labels"``, ...) or, for ``im.pk``'s layout, the bare field names.
+MultiBench ships pickles, and unpickling a file runs whatever code it holds: the loaders
+refuse ``.pkl``/``.pk``/``.pickle`` files unless called with ``trust_pickle=True``.
+:func:`convert_pickle` (the command ``factorcl-jax convert-multibench IN.pkl OUT.npz
+--trust-pickle``) unpickles a file you trust once and writes the ``.npz``. Suffixes are
+matched case-insensitively.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import pickle
 import random
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,9 +73,12 @@ __all__ = [
     "AFFECT_MODALITIES",
     "AFFECT_TASKS",
     "LABEL_SCHEMES",
+    "NPZ_SUFFIXES",
+    "PICKLE_SUFFIXES",
     "SPLITS",
     "DataFormatError",
     "MultimodalDataset",
+    "convert_pickle",
     "load_affect",
     "load_mimic",
 ]
@@ -75,6 +89,8 @@ AFFECT_TASKS = {"mosi": "sentiment", "mosei": "sentiment", "humor": "binary", "s
 """Affect task -> kind of its labels."""
 LABEL_SCHEMES = {"binary": 2, "binary_nonzero": 2, "three_class": 3}
 """Sentiment label scheme -> number of classes."""
+NPZ_SUFFIXES = (".npz",)
+PICKLE_SUFFIXES = (".pkl", ".pk", ".pickle")
 
 
 class DataFormatError(ValueError):
@@ -114,33 +130,153 @@ class MultimodalDataset:
 # ------------------------------------------------------------------------- reading files
 
 
-def _read(path: str | pathlib.Path) -> tuple[pathlib.Path, Mapping[str, Any]]:
-    """The file's top-level dict; ``.npz`` keys ``"split/field"`` become nested dicts."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix == ".npz":
-        nested: dict[str, dict[str, np.ndarray]] = {}
+def _read_npz(path: pathlib.Path) -> dict[str, Any]:
+    """An ``.npz``'s arrays, ``"split/field"`` keys nested as ``{split: {field: array}}``."""
+    nested: dict[str, Any] = {}
+    try:
         with np.load(path, allow_pickle=False) as archive:
             for key in archive.files:
                 split, separator, field = key.partition("/")
                 if not separator:
+                    nested[key] = archive[key]
+                elif "/" in field or not split or not field:
                     raise DataFormatError(
                         f"{path}: .npz key {key!r} is not of the form 'split/field' "
                         "(e.g. 'train/static')"
                     )
-                nested.setdefault(split, {})[field] = archive[key]
-        return path, nested
+                elif not isinstance(nested.setdefault(split, {}), dict):
+                    raise DataFormatError(f"{path}: .npz has both {split!r} and {key!r}")
+                else:
+                    nested[split][field] = archive[key]
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
+        if isinstance(error, DataFormatError):
+            raise
+        detail = " ".join(str(error).split())[:160]
+        raise DataFormatError(f"{path}: not a readable .npz archive ({detail})") from None
+    return nested
+
+
+def _unpickle(path: pathlib.Path) -> Any:
     try:
         with path.open("rb") as file:
-            data = pickle.load(file)
+            return pickle.load(file)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as error:
         raise DataFormatError(f"{path}: cannot be read as a pickle ({error})") from error
+
+
+def _read(
+    path: str | pathlib.Path, *, trust_pickle: bool = False
+) -> tuple[pathlib.Path, Mapping[str, Any]]:
+    """The file's top-level dict; ``.npz`` keys ``"split/field"`` become nested dicts.
+
+    Pickles are refused unless ``trust_pickle`` (unpickling runs code the file holds).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in NPZ_SUFFIXES:
+        return path, _read_npz(path)
+    if suffix not in PICKLE_SUFFIXES:
+        raise DataFormatError(
+            f"{path}: unknown data format {path.suffix!r}; use an .npz archive "
+            "(see factorcl_jax.data.multibench)"
+        )
+    if not trust_pickle:
+        raise DataFormatError(
+            f"{path}: refusing to unpickle (loading a pickle runs any code it holds); convert "
+            f"a file you trust once with `factorcl-jax convert-multibench {path} "
+            f"{path.with_suffix('.npz')} --trust-pickle`, or pass trust_pickle=True"
+        )
+    data = _unpickle(path)
     if not isinstance(data, Mapping):
         raise DataFormatError(
             f"{path}: expected a dict at the top level, got {type(data).__name__}"
         )
     return path, data
+
+
+def _as_plain_array(value: Any, path: pathlib.Path, key: str) -> np.ndarray:
+    """``value`` as an array ``np.load(allow_pickle=False)`` can read back (no objects)."""
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # NumPy refuses inhomogeneous nested sequences
+        raise DataFormatError(f"{path}: field {key!r} is ragged ({error})") from None
+    if array.dtype == object:
+        items = array.ravel().tolist()
+        if all(isinstance(item, (str, bytes)) for item in items):
+            texts = [
+                item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+                for item in items
+            ]
+            return np.array(texts, dtype=str).reshape(array.shape)
+        try:
+            array = np.array(items, dtype=np.float64).reshape(array.shape)
+        except (TypeError, ValueError):
+            raise DataFormatError(
+                f"{path}: field {key!r} holds Python objects that are neither numbers nor text"
+            ) from None
+    return array
+
+
+def convert_pickle(
+    source: str | pathlib.Path, target: str | pathlib.Path, *, trust_pickle: bool = False
+) -> dict[str, tuple[int, ...]]:
+    """Unpickles a MultiBench file you trust and writes it as an ``.npz`` the loaders read.
+
+    ``{split: {field: array}}`` becomes keys ``"split/field"``; top-level arrays (``im.pk``)
+    keep their names. Object arrays of text become string arrays, of numbers float64. The
+    ``.npz`` is written to a temporary file and renamed, and never over an existing file.
+
+    Args:
+      source: the pickle (``.pkl``, ``.pk``, ``.pickle``).
+      target: the ``.npz`` to write; must not exist.
+      trust_pickle: must be ``True``: unpickling runs any code the file holds.
+
+    Returns:
+      ``{key: shape}`` of every array written.
+
+    Raises:
+      DataFormatError: ``trust_pickle`` is false, the source is not a pickle of dicts of
+        arrays, or the target is not a new ``.npz``.
+    """
+    source, target = pathlib.Path(source), pathlib.Path(target)
+    if target.suffix.lower() not in NPZ_SUFFIXES:
+        raise DataFormatError(f"{target}: the output must be an .npz file")
+    if os.path.lexists(target):
+        raise DataFormatError(f"{target} already exists; choose a new file name")
+    if source.suffix.lower() not in PICKLE_SUFFIXES:
+        raise DataFormatError(
+            f"{source}: expected a pickle ({', '.join(PICKLE_SUFFIXES)}), got {source.suffix!r}"
+        )
+    if not trust_pickle:
+        raise DataFormatError(
+            f"{source}: refusing to unpickle without trust_pickle=True (--trust-pickle); "
+            "loading a pickle runs any code it holds"
+        )
+    path, data = _read(source, trust_pickle=True)
+    flat: dict[str, np.ndarray] = {}
+    for name, value in data.items():
+        if isinstance(value, Mapping):
+            for field, item in value.items():
+                if isinstance(item, Mapping):
+                    raise DataFormatError(
+                        f"{path}: {name}/{field} is nested too deep (expected split/field)"
+                    )
+                key = f"{name}/{field}"
+                flat[key] = _as_plain_array(item, path, key)
+        else:
+            flat[str(name)] = _as_plain_array(value, path, str(name))
+    if any("/" in str(name) for name in data) or not flat:
+        raise DataFormatError(f"{path}: expected a dict of splits or arrays with plain names")
+    temporary = target.with_name(f".{target.stem}.tmp-{os.getpid()}.npz")
+    try:
+        np.savez(temporary, **flat)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return {key: array.shape for key, array in flat.items()}
 
 
 def _split(data: Mapping[str, Any], path: pathlib.Path, split: str) -> Mapping[str, Any]:
@@ -177,16 +313,32 @@ def _lookup(container: Mapping[str, Any], path: pathlib.Path, key: str) -> np.nd
 def _array(container: Mapping[str, Any], path: pathlib.Path, key: str, rank: int) -> np.ndarray:
     """:func:`_lookup` with ``rank`` axes required."""
     array = _lookup(container, path, key)
+    expected = {2: "[N, D]", 3: "[N, T, D]"}[rank]
     if array.ndim != rank:
-        expected = {2: "[N, D]", 3: "[N, T, D]"}[rank]
         raise DataFormatError(
             f"{path}: field {key!r} must have shape {expected}, got {array.shape}"
+        )
+    if 0 in array.shape:
+        raise DataFormatError(
+            f"{path}: field {key!r} has an empty axis: shape {array.shape}, expected {expected} "
+            "with every size >= 1"
         )
     return array
 
 
 def _finite(array: np.ndarray, path: pathlib.Path, key: str, nonfinite: str) -> np.ndarray:
-    """``array`` as float32, with NaN/inf replaced by 0 (``"zero"``) or refused (``"raise"``)."""
+    """``array`` as float32, with NaN/inf replaced by 0 (``"zero"``) or refused (``"raise"``).
+
+    Finite values too large for float32 are refused either way: they are not NaN, and
+    casting would silently turn them into inf.
+    """
+    if array.size and array.dtype.kind == "f":
+        magnitude = np.abs(array[np.isfinite(array)])
+        if magnitude.size and magnitude.max() > np.finfo(np.float32).max:
+            raise DataFormatError(
+                f"{path}: field {key!r} holds values up to {magnitude.max():.3g}, which "
+                f"overflow float32 (largest {np.finfo(np.float32).max:.3g}); rescale them"
+            )
     array = array.astype(np.float32)
     bad = ~np.isfinite(array)
     if not bad.any():
@@ -345,12 +497,14 @@ def load_affect(
     aligned: bool = True,
     label_scheme: str = "binary",
     nonfinite: str = "raise",
+    trust_pickle: bool = False,
 ) -> MultimodalDataset:
-    """Loads a MultiBench affect pickle as two standardised, masked sequence modalities.
+    """Loads MultiBench affect data as two standardised, masked sequence modalities.
 
     Args:
-      path: the pickle (``mosi_data.pkl``, ``mosei_senti_data.pkl``, ``humor.pkl``,
-        ``sarcasm.pkl``) in the layout of the module docstring.
+      path: an ``.npz`` (converted from ``mosi_data.pkl``, ``mosei_senti_data.pkl``,
+        ``humor.pkl`` or ``sarcasm.pkl``) in the layout of the module docstring, or the
+        pickle itself with ``trust_pickle=True``.
       task: ``"mosi"``, ``"mosei"``, ``"humor"`` or ``"sarcasm"`` (decides the labels).
       modalities: two of ``"vision"``, ``"audio"``, ``"text"``: ``x1`` and ``x2``.
       max_length: real steps kept per sample (MultiBench: 50); ``T`` of the output is
@@ -360,6 +514,7 @@ def load_affect(
       label_scheme: sentiment classes, ``"binary"``, ``"binary_nonzero"`` or
         ``"three_class"`` (humor and sarcasm: ``"binary"``).
       nonfinite: ``"raise"`` on NaN/inf features, or ``"zero"`` to replace them with 0.
+      trust_pickle: allow reading a pickle, which runs any code it holds.
 
     Returns:
       A :class:`MultimodalDataset` with ``x1 [N, T, d1]``, ``mask1 [N, T]``, ``x2 [N, T, d2]``,
@@ -371,7 +526,7 @@ def load_affect(
     """
     modalities = _check_affect_arguments(task, modalities, max_length, label_scheme)
     _check_options(nonfinite)
-    path, data = _read(path)
+    path, data = _read(path, trust_pickle=trust_pickle)
     read = dict.fromkeys((*modalities, "text") if aligned else modalities)
     splits, dropped = {}, {}
     for split_name in SPLITS:
@@ -445,15 +600,21 @@ def _multibench_mimic_splits(
 
 
 def load_mimic(
-    path: str | pathlib.Path, *, mimic_task: int = 7, nonfinite: str = "raise"
+    path: str | pathlib.Path,
+    *,
+    mimic_task: int = 7,
+    nonfinite: str = "raise",
+    trust_pickle: bool = False,
 ) -> MultimodalDataset:
     """Loads MIMIC-style data: ``x1`` the static vector, ``x2`` the time series.
 
     Args:
-      path: a file in the split layout or MultiBench's ``im.pk`` (module docstring).
+      path: an ``.npz`` in the split layout or in MultiBench's ``im.pk`` layout (module
+        docstring), or such a pickle with ``trust_pickle=True``.
       mimic_task: only for ``im.pk``: ``-1`` mortality (6 classes), ``0..19`` the ICD-9 group
         (binary); MultiBench's examples use group 7.
       nonfinite: ``"raise"`` on NaN/inf features, or ``"zero"`` to replace them with 0.
+      trust_pickle: allow reading a pickle, which runs any code it holds.
 
     Returns:
       A :class:`MultimodalDataset` with ``x1 [N, Ds]``, ``x2 [N, T, Dt]``, ``mask2 [N, T]``
@@ -466,7 +627,7 @@ def load_mimic(
     _check_options(nonfinite)
     if isinstance(mimic_task, bool) or not isinstance(mimic_task, int) or not -1 <= mimic_task < 20:
         raise ValueError(f"`mimic_task` must be an int in [-1, 19], got {mimic_task!r}")
-    path, data = _read(path)
+    path, data = _read(path, trust_pickle=trust_pickle)
     if "ep_tdata" in data:
         data = _multibench_mimic_splits(data, path, mimic_task)
     splits = {}

@@ -1,0 +1,150 @@
+"""Argument checks shared by the library's entry points.
+
+Every check takes ``(value, name)`` in that order, returns the value in its canonical type and
+raises :class:`TypeError` (wrong kind of value) or :class:`ValueError` (right kind, wrong
+value) with a message that names the argument and says what is expected::
+
+    >>> check_positive_float(3e-4, "learning_rate")
+    0.0003
+    >>> check_positive_float(float("nan"), "learning_rate")
+    Traceback (most recent call last):
+    ...
+    ValueError: `learning_rate` must be a finite number > 0, got nan
+
+Integers that reach a device are 32-bit there, so every integer is also capped at
+:data:`INT32_MAX`; seeds are capped at :data:`SEED_MAX`, the widest seed both
+``jax.random.key`` and NumPy's generators take.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FLOAT32_MAX",
+    "INT32_MAX",
+    "SEED_MAX",
+    "check_finite_float",
+    "check_int",
+    "check_nonnegative_int",
+    "check_positive_float",
+    "check_positive_int",
+    "check_real_array",
+    "check_seed",
+]
+
+INT32_MAX = 2**31 - 1
+"""Largest integer accepted for counts and sizes."""
+SEED_MAX = 2**32 - 1
+"""Largest seed: seeds are in ``[0, 2**32 - 1]``."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Largest float32 magnitude (about 3.4e38); larger values overflow to inf."""
+
+
+def _name(name: str) -> str:
+    return name if name.startswith("`") or "." in name or "-" in name else f"`{name}`"
+
+
+def check_int(
+    value: Any, name: str, *, minimum: int | None = None, maximum: int = INT32_MAX
+) -> int:
+    """``value`` as a Python int in ``[minimum, maximum]`` (``bool`` is not an int here)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{_name(name)} must be an int, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if (minimum is not None and value < minimum) or value > maximum:
+        wanted = f"<= {maximum}" if minimum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{_name(name)} must be an int {wanted}, got {value}")
+    return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an int in ``[1, INT32_MAX]``."""
+    return check_int(value, name, minimum=1)
+
+
+def check_nonnegative_int(value: Any, name: str) -> int:
+    """``value`` as an int in ``[0, INT32_MAX]``."""
+    return check_int(value, name, minimum=0)
+
+
+def check_seed(value: Any, name: str) -> int:
+    """``value`` as a seed, an int in ``[0, SEED_MAX]``."""
+    return check_int(value, name, minimum=0, maximum=SEED_MAX)
+
+
+def check_finite_float(
+    value: Any,
+    name: str,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+) -> float:
+    """``value`` as a finite float, optionally ``> above``, ``>= at_least``, ``< below``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{_name(name)} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    conditions = [
+        ("> ", above, lambda bound: value > bound),
+        (">= ", at_least, lambda bound: value >= bound),
+        ("< ", below, lambda bound: value < bound),
+    ]
+    wanted = " and ".join(f"{op}{bound:g}" for op, bound, _ in conditions if bound is not None)
+    if not math.isfinite(value) or not all(
+        holds(bound) for _, bound, holds in conditions if bound is not None
+    ):
+        raise ValueError(
+            f"{_name(name)} must be a finite number{' ' + wanted if wanted else ''}, got {value}"
+        )
+    return value
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """``value`` as a finite float ``> 0``."""
+    return check_finite_float(value, name, above=0.0)
+
+
+def check_real_array(
+    array: Any, name: str, *, ndim: int | None = None, min_rows: int = 1
+) -> np.ndarray:
+    """``array`` as a finite float32 NumPy array of real numbers.
+
+    Refuses, naming ``name``: non-numeric, boolean and complex dtypes (``TypeError``; the
+    imaginary part is never dropped), a rank other than ``ndim``, fewer than ``min_rows``
+    rows or a zero-width axis, NaN/inf, and magnitudes beyond :data:`FLOAT32_MAX`, which
+    would overflow to inf in float32 (``ValueError``).
+    """
+    try:
+        array = np.asarray(array)
+    except (ValueError, TypeError) as error:  # ragged nested sequences
+        raise ValueError(f"{_name(name)} is not a rectangular array ({error})") from None
+    if np.iscomplexobj(array):
+        raise TypeError(
+            f"{_name(name)} holds complex numbers (dtype {array.dtype}); pass the real and "
+            "imaginary parts as separate features"
+        )
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"{_name(name)} must hold real numbers, got dtype {array.dtype}")
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{_name(name)} must have {ndim} axes, got shape {array.shape}")
+    if array.ndim and array.shape[0] < min_rows:
+        raise ValueError(f"{_name(name)} needs at least {min_rows} row(s), got shape {array.shape}")
+    if 0 in array.shape:
+        raise ValueError(f"{_name(name)} has an axis of length 0, got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            count = int(array.size - np.count_nonzero(finite))
+            raise ValueError(f"{_name(name)} holds {count} NaN or inf value(s)")
+    largest = float(np.max(np.abs(array.astype(np.float64))))
+    if largest > FLOAT32_MAX:
+        raise ValueError(
+            f"{_name(name)} holds values up to {largest:.3g}, which overflow float32 "
+            f"(largest {FLOAT32_MAX:.3g}); rescale the data"
+        )
+    return array.astype(np.float32)
