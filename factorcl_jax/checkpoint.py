@@ -204,6 +204,9 @@ class Checkpointer:
             raise ValueError("a read_only Checkpointer cannot move checkpoints aside")
         sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         target = _abstract_saveable(abstract_state, sharding)
+        # Before the first attempt: the leftovers of a failed one can arrive even before its
+        # exception has propagated here.
+        _ignore_reads_finishing_after_a_failed_restore()
         self.skipped = []
         found = None
         for step in reversed(self.steps()):
@@ -219,7 +222,6 @@ class Checkpointer:
                 meta = dict(restored["meta"])
                 self._check(step, state, meta)
             except Exception as error:  # fall back to an older checkpoint
-                _ignore_reads_finishing_after_a_failed_restore()
                 reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
                 self.skipped.append((step, reason))
                 continue

@@ -197,10 +197,12 @@ def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
     try:
         if path.stat().st_size == 0:
             raise UsageError(f"{path} is empty (0 bytes)")
+        # NumPy leaks the file it opened when a .npz is not a zip; open it here instead.
         if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+            with path.open("rb") as handle:
+                array = np.load(handle, allow_pickle=False)
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
                 names = ", ".join(archive.files) or "no arrays"
                 if key is None:
                     raise UsageError(
@@ -233,14 +235,17 @@ def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
 def _load_csv(path: pathlib.Path) -> np.ndarray:
     """Comma-separated numbers, one row per line; a first line that is not numbers is a
     header and skipped."""
+    read = lambda skip: np.loadtxt(
+        path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip, encoding="utf-8"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # NumPy's "input contained no data"
         try:
-            array = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64, encoding="utf-8")
-        except ValueError:
-            array = np.loadtxt(
-                path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=1, encoding="utf-8"
-            )
+            array = read(0)
+        except ValueError as first_line_error:
+            array = read(1)
+            if array.size == 0:  # nothing after the "header": it was the data, and bad
+                raise first_line_error from None
     if array.size == 0:
         raise UsageError(f"{path} holds no numbers")
     return array
@@ -354,8 +359,8 @@ def _command_convert(args: argparse.Namespace) -> int:
             f"refusing to unpickle {source}: loading a pickle runs any code it holds; pass "
             "--trust-pickle if you trust where the file came from"
         )
-    _warn(f"unpickling {source}, which runs any code it holds (--trust-pickle)")
     shapes = multibench.convert_pickle(source, args.target, trust_pickle=True)
+    _warn(f"unpickled {source} (--trust-pickle), which runs any code a pickle holds")
     print(f"wrote {args.target}: {len(shapes)} arrays")
     for key, shape in shapes.items():
         print(f"  {key}: {list(shape)}")
@@ -376,14 +381,16 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with mistakes reported as one line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+        command = self.prog.removeprefix(PROG).strip()
+        where = f"{command}: " if command else ""
+        self.exit(USAGE_ERROR, f"{PROG}: error: {where}{' '.join(message.split())}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from factorcl_jax import objectives
     from factorcl_jax.config import PRESETS
 
-    parser = _Parser(prog="factorcl-jax", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument(
         "--traceback", action="store_true", help="show Python tracebacks instead of one-line errors"
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import pathlib
 import re
@@ -210,6 +211,9 @@ class MetricsLog:
             except ImportError:
                 self._writers[method] = None
             else:
+                # metrics.jsonl keeps every value; TensorBoard's "NaN or Inf found" log lines
+                # would only break the command's one-line error reports.
+                logging.getLogger("tensorboardX").setLevel(logging.ERROR)
                 self._writers[method] = SummaryWriter(
                     str(self.tensorboard_dir / method_slug(method))
                 )

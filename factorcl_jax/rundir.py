@@ -204,6 +204,34 @@ class RunLock:
         self.release()
 
 
+def _check(
+    path: pathlib.Path, requested_config: Mapping[str, Any], resume: bool, overwrite: bool
+) -> list[str]:
+    """Refuses what ``open_run_dir`` must refuse, reading only; returns the run files found."""
+    if os.path.lexists(path) and not path.is_dir():
+        raise RunDirectoryError(f"{path} exists and is not a directory")
+    if resume:
+        if not path.is_dir():
+            raise RunDirectoryError(f"--resume: run directory {path} does not exist")
+        saved = read_saved_config(path)
+        differing = [
+            key for key in config_differences(saved, requested_config) if key not in RESUMABLE_KEYS
+        ]
+        if differing:
+            raise RunDirectoryError(
+                f"--resume needs the run's own config: {path / 'config.json'} differs in "
+                f"{', '.join(differing)}"
+            )
+        return []
+    existing = run_files(path) if path.is_dir() else []
+    if existing and not overwrite:
+        raise RunDirectoryError(
+            f"{path} already holds a run ({', '.join(existing)}); continue it with --resume, "
+            "move it aside with --overwrite, or choose another --out"
+        )
+    return existing
+
+
 @contextlib.contextmanager
 def open_run_dir(
     path: str | pathlib.Path,
@@ -215,13 +243,16 @@ def open_run_dir(
 ) -> Iterator[pathlib.Path]:
     """Checks, locks and yields the run directory ``path`` for a train job (see module doc).
 
+    A refusal changes nothing on disk: the checks run before anything is created, and again
+    under the lock (another job may have started in between).
+
     Args:
       path: the run directory (created when missing, unless resuming).
       requested_config: the job's resolved config as a dict (``config.to_dict``).
       resume: continue the run in ``path``.
       overwrite: move an existing run aside first (not with ``resume``).
       lock: take the lock (``False`` on the non-main processes of a multi-process job,
-        which share the main process's directory).
+        which share the main process's directory and only check it).
 
     Raises:
       RunDirectoryError: one line saying why ``path`` cannot be used.
@@ -229,34 +260,13 @@ def open_run_dir(
     path = pathlib.Path(path)
     if resume and overwrite:
         raise RunDirectoryError("--resume and --overwrite exclude each other")
-    if os.path.lexists(path) and not path.is_dir():
-        raise RunDirectoryError(f"{path} exists and is not a directory")
-    if resume and not path.is_dir():
-        raise RunDirectoryError(f"--resume: run directory {path} does not exist")
+    _check(path, requested_config, resume, overwrite)
     if not lock:
         yield path
         return
     path.mkdir(parents=True, exist_ok=True)
     with RunLock(path):
-        existing = run_files(path)
-        if resume:
-            saved = read_saved_config(path)
-            differing = [
-                key
-                for key in config_differences(saved, requested_config)
-                if key not in RESUMABLE_KEYS
-            ]
-            if differing:
-                raise RunDirectoryError(
-                    f"--resume needs the run's own config: {path / 'config.json'} differs "
-                    f"in {', '.join(differing)}"
-                )
-        elif existing and overwrite:
+        if _check(path, requested_config, resume, overwrite):
             moved = move_aside(path)
             warnings.warn(f"moved the earlier run in {path} to {moved}", RunWarning, stacklevel=3)
-        elif existing:
-            raise RunDirectoryError(
-                f"{path} already holds a run ({', '.join(existing)}); continue it with "
-                "--resume, move it aside with --overwrite, or choose another --out"
-            )
         yield path

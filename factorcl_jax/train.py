@@ -46,7 +46,7 @@ import optax
 from jax import Array
 from tqdm.auto import tqdm
 
-from factorcl_jax import bounds, critics, models, objectives
+from factorcl_jax import bounds, critics, models, objectives, validation
 from factorcl_jax.objectives import Method, Views
 
 __all__ = [
@@ -540,6 +540,10 @@ def fit(
         passed to ``on_step`` before that stayed finite.
     """
     num_rows = _check_data(data, batch_size, trainer.num_classes)
+    validation.check_positive_int(epochs, "epochs")
+    validation.check_seed(seed, "seed")
+    validation.check_int(start_epoch, "start_epoch", minimum=0, maximum=epochs)
+    validation.check_nonnegative_int(start_batch, "start_batch")
     step_fn = trainer.jit_step if step_fn is None else step_fn
     place_batch = (lambda batch: batch) if place_batch is None else place_batch
     per_epoch = num_rows // batch_size
@@ -556,10 +560,12 @@ def fit(
             measured["step"] = int(state.step)
             measured["epoch"] = epoch
             if not math.isfinite(measured["loss"]):
-                bad = [k for k, v in measured.items() if not math.isfinite(v)]
+                terms = [k for k, v in measured.items() if k.startswith("term/")]
+                bad = [k for k in terms if not math.isfinite(measured[k])] or ["loss"]
+                more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
                 raise NonFiniteLossError(
                     f"non-finite loss at step {measured['step'] + 1} (epoch {epoch}, batch "
-                    f"{index}): {', '.join(bad)}; the state was left at step "
+                    f"{index}) in {', '.join(bad[:3])}{more}; the state was left at step "
                     f"{measured['step']}"
                 )
             history.append(measured)
@@ -614,8 +620,7 @@ def learning_rate_schedule(
       ValueError: ``learning_rate <= 0``, an unknown ``schedule``, or ``"cosine"`` without
         ``total_steps >= 1``.
     """
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    learning_rate = validation.check_positive_float(learning_rate, "learning_rate")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if schedule == "constant":

@@ -82,7 +82,9 @@ def test_learning_rate_schedules():
         [cosine(0), cosine(50), cosine(100), cosine(150)], [1e-3, 5e-4, 0, 0]
     )
     for args, message in [
-        ((0.0,), "learning_rate must be > 0"),
+        ((0.0,), "`learning_rate` must be a finite number > 0, got 0.0"),
+        ((float("inf"),), "`learning_rate` must be a finite number > 0, got inf"),
+        ((float("nan"),), "`learning_rate` must be a finite number > 0, got nan"),
         ((1e-3, "linear"), "schedule must be one of"),
         ((1e-3, "cosine"), "total_steps >= 1"),
     ]:
@@ -276,6 +278,17 @@ def test_trainer_and_fit_validate_their_arguments():
                 batch_size=8,
                 progress=False,
             )
+    state = trainer.init(jax.random.key(0), data)
+    for kwargs, error, message in [
+        ({"epochs": 0}, ValueError, r"`epochs` must be an int in \[1, "),
+        ({"epochs": 2.0}, TypeError, "`epochs` must be an int"),
+        ({"seed": -1}, ValueError, r"`seed` must be an int in \[0, 4294967295\]"),
+        ({"seed": 2**32}, ValueError, r"`seed` must be an int in \[0, 4294967295\]"),
+        ({"start_epoch": 3}, ValueError, r"`start_epoch` must be an int in \[0, 2\]"),
+        ({"start_batch": -1}, ValueError, "`start_batch`"),
+    ]:
+        with pytest.raises(error, match=message):
+            train.fit(trainer, state, data, **{"epochs": 2, "batch_size": 8, **kwargs})
     sup = train.default_trainer("SupCon", **TINY)
     with pytest.raises(ValueError, match="the batch needs 'y'"):
         sup.init(jax.random.key(0), {"x1": data["x1"], "x2": data["x2"]})

@@ -134,7 +134,8 @@ def _read_npz(path: pathlib.Path) -> dict[str, Any]:
     """An ``.npz``'s arrays, ``"split/field"`` keys nested as ``{split: {field: array}}``."""
     nested: dict[str, Any] = {}
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # NumPy leaks the file it opened when a .npz is not a zip; open it here instead.
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
             for key in archive.files:
                 split, separator, field = key.partition("/")
                 if not separator:
