@@ -6,8 +6,10 @@ training split, freezes the encoders and heads, fits a logistic-regression probe
 concatenated head outputs of the training split and reports its test accuracy, next to the
 paper's number.
 
-Data (``factorcl_jax.data.multibench``): the MultiBench affect pickles for ``mosi``, ``mosei``,
-``humor`` (UR-FUNNY) and ``sarcasm`` (MUStARD), two of vision/audio/text (default
+Data (``factorcl_jax.data.multibench``, as ``.npz``: convert each pickle once with
+``factorcl-jax convert-multibench IN.pkl OUT.npz --trust-pickle``): the MultiBench affect data
+for ``mosi``, ``mosei``, ``humor`` (UR-FUNNY) and ``sarcasm`` (MUStARD), two of
+vision/audio/text (default
 vision,text as in the reference MOSI run), or a MIMIC file for ``mimic`` (static + time
 series). Encoders: Transformers sized like MultiBench's (``d -> 2 d``: MOSI vision
 ``20 -> 40``, text ``300 -> 600``; ``--encoder gru`` for GRUs); MIMIC uses MultiBench's MLP
@@ -166,7 +168,9 @@ def load(args: argparse.Namespace, settings: Settings) -> multibench.MultimodalD
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="MultiBench pickle or MIMIC file")
+    parser.add_argument(
+        "--data", required=True, help="MultiBench .npz (factorcl-jax convert-multibench)"
+    )
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--modalities", default=None, help="two of vision,audio,text")
     parser.add_argument("--quick", action="store_true", help="smoke preset: tiny models, 1 epoch")

@@ -21,14 +21,17 @@ Python traceback instead. Warnings about the run (a checkpoint moved aside, ...)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -82,6 +85,8 @@ def _command_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR, the run directory to continue")
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out must name a directory, got an empty string")
     if args.coordinator_address or args.num_processes is not None:
         from factorcl_jax import parallel
 
@@ -564,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_traceback = "--traceback" in before_dashes
     if show_traceback:
         argv.remove("--traceback")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _terminate_as_exception():
         from factorcl_jax.rundir import RunWarning
 
         warnings.simplefilter("always", RunWarning)
@@ -577,8 +582,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             if show_traceback:
                 raise
-            print(f"{PROG}: interrupted", file=sys.stderr)
+            print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
             return 130
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Outside training (which saves a checkpoint first), SIGTERM stops the command like
+    Ctrl-C does: through the error boundary, in one line, with status 143."""
+    from factorcl_jax.preemption import Interrupted
+
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_error(error: Exception, show_traceback: bool) -> int:
@@ -589,8 +613,7 @@ def _report_error(error: Exception, show_traceback: bool) -> int:
     if show_traceback:
         raise error
     if isinstance(error, Interrupted):
-        hint = "; continue with --resume" if error.step is not None or error.saved else ""
-        print(f"{PROG}: {_one_line(error)}{hint}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(error)}", file=sys.stderr)
         return error.exit_status
     if isinstance(error, BrokenPipeError):  # e.g. piped into `head`
         sys.stdout = open(os.devnull, "w")

@@ -141,7 +141,7 @@ _MINIMUM = {
     "model.critic_hidden": 1,
     "model.block_size": 1,
     "train.epochs": 1,
-    "train.batch_size": 1,
+    "train.batch_size": 2,  # a contrastive batch needs a negative for every positive
     "checkpoint.keep_last": 1,
 }
 """Smallest value of each integer key; other integers (and dict values) must be >= 0."""

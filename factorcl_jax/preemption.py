@@ -45,9 +45,12 @@ class Interrupted(Exception):
         self.exit_status = 128 + signum
         name = signal.Signals(signum).name
         if saved:
-            message = f"stopped by {name} after step {step}: saved a checkpoint there"
+            message = (
+                f"stopped by {name} after step {step}: saved a checkpoint there; continue "
+                "with --resume"
+            )
         else:
-            message = f"stopped by {name}; the run continues from its last complete checkpoint"
+            message = f"stopped by {name}; --resume continues from the last complete checkpoint"
         super().__init__(message)
 
 

@@ -187,6 +187,10 @@ CASES = {
     "negative batch size": expect(
         lambda t: ["train", "--out", t / "r", "train.batch_size=-1"], "train.batch_size"
     ),
+    "batch of one": expect(
+        lambda t: ["train", "--out", t / "r", "train.batch_size=1"], "train.batch_size"
+    ),
+    "empty --out": expect(lambda t: ["train", "--out", ""], "--out must name a directory"),
     "zero embed_dim": expect(
         lambda t: ["train", "--out", t / "r", "model.embed_dim=0"], "model.embed_dim"
     ),
@@ -627,6 +631,31 @@ def test_an_unexpected_error_is_one_line_with_exit_1(tmp_path, capsys, monkeypat
         status, captured.err, code=1, prefix="factorcl-jax: internal error: KeyError", expected=""
     )
     assert "--traceback" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "status", "message"),
+    [
+        (lambda: os.kill(os.getpid(), signal.SIGTERM), 143, "stopped by SIGTERM; --resume"),
+        (lambda: os.kill(os.getpid(), signal.SIGINT), 130, "stopped by SIGINT"),
+        (lambda: (_ for _ in ()).throw(KeyboardInterrupt), 130, "stopped by SIGINT"),
+    ],
+)
+def test_signals_outside_training_stop_in_one_line(
+    interrupt, status, message, tmp_path, capsys, monkeypatch
+):
+    from factorcl_jax import cli
+
+    def interrupted(args):
+        interrupt()
+        time.sleep(5)  # the signal arrives here
+        raise AssertionError("not interrupted")
+
+    monkeypatch.setattr(cli, "build_parser", _parser_with(cli, "probe", interrupted))
+    before = signal.getsignal(signal.SIGTERM)
+    code, captured = run_in_process(["probe", tmp_path], capsys)
+    assert_one_line(code, captured.err, code=status, prefix=f"factorcl-jax: {message}")
+    assert signal.getsignal(signal.SIGTERM) is before  # the command restored it
 
 
 def _parser_with(cli, command, handler):
