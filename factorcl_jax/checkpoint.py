@@ -127,6 +127,8 @@ class Checkpointer:
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
             raise ValueError(f"`keep_last` must be an int >= 1, got {keep_last!r}")
         self.directory = pathlib.Path(directory).absolute()
+        if os.path.lexists(self.directory) and not self.directory.is_dir():
+            raise ValueError(f"checkpoint directory {self.directory} is not a directory")
         self.keep_last = keep_last
         self.keep_best = keep_best
         self.read_only = read_only

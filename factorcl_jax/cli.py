@@ -87,6 +87,11 @@ def _command_train(args: argparse.Namespace) -> int:
         raise UsageError("--resume needs --out DIR, the run directory to continue")
     if args.out is not None and not args.out.strip():
         raise UsageError("--out must name a directory, got an empty string")
+    if None not in (args.num_processes, args.process_id) and args.process_id >= args.num_processes:
+        raise UsageError(
+            f"--process-id must be in [0, {args.num_processes - 1}] for --num-processes "
+            f"{args.num_processes}, got {args.process_id}"
+        )
     if args.coordinator_address or args.num_processes is not None:
         from factorcl_jax import parallel
 
@@ -382,6 +387,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line; ``train`` overrides may also follow its options
+    (``train --config FILE train.epochs=3``), which plain argparse refuses."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "train" and not any(item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with mistakes reported as one line and exit status 2."""
 
@@ -457,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="multi-host: number of processes (or JAX_NUM_PROCESSES)",
     )
     train.add_argument(
-        "--process-id", type=int, help="multi-host: this process's index (or JAX_PROCESS_ID)"
+        "--process-id",
+        type=_nonnegative_int,
+        help="multi-host: this process's index (or JAX_PROCESS_ID)",
     )
     train.set_defaults(handler=_command_train)
 
@@ -575,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always", RunWarning)
         warnings.showwarning = _show_warning
         try:
-            args = build_parser().parse_args(argv)
+            args = _parse(argv)
             return args.handler(args)
         except Exception as error:
             return _report_error(error, show_traceback)

@@ -156,3 +156,9 @@ def test_restore_onto_a_mesh_of_another_device_count(tmp_path, trained):
     assert leaf.sharding.is_equivalent_to(replicated, leaf.ndim)
     assert len(leaf.sharding.device_set) == 4
     assert_same_state(jax.device_get(restored), states[0])
+
+
+def test_a_file_where_the_directory_should_be_is_refused(tmp_path):
+    (tmp_path / "ckpt").write_text("not a directory")
+    with pytest.raises(ValueError, match="is not a directory"):
+        Checkpointer(tmp_path / "ckpt")

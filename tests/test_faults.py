@@ -281,6 +281,17 @@ CASES = {
     "unicode override value": expect(
         lambda t: ["train", "--out", t / "r", "train.lr_schedule=cösine"], "lr_schedule"
     ),
+    "overrides on both sides of options": expect(
+        lambda t: ["train", "model.embed_dim=8", "--out", t / "r", "train.epochs=0"],
+        "train.epochs",
+    ),
+    "process id beyond the processes": expect(
+        lambda t: ["train", "--out", t / "r", "--num-processes", 2, "--process-id", 2],
+        "--process-id must be in [0, 1]",
+    ),
+    "negative process id": expect(
+        lambda t: ["train", "--out", t / "r", "--process-id", -1], "--process-id"
+    ),
     "devices zero": expect(lambda t: ["train", "--out", t / "r", "--devices", 0], "positive"),
     "devices beyond the machine": expect(
         lambda t: ["train", "--out", t / "r", "--devices", 4096], "--devices"
@@ -979,3 +990,26 @@ def test_fuzz_estimate_mi_refuses_what_it_cannot_estimate(x, batch_size):
         return
     assert arrays is not None and arrays.ndim == 2 and np.isfinite(arrays).all()
     assert np.isfinite(result.estimate)
+
+
+def test_resuming_metrics_keep_foreign_lines_and_drop_a_torn_one(tmp_path):
+    from factorcl_jax.run import MetricsLog
+
+    lines = [
+        b'{"method": "A", "step": 1, "loss": 1.0}\n',
+        b'{"method": "B", "step": 1, "loss": 1.0}\n',
+        b"garbage a user pasted\n",
+        b"\xff\xfe not UTF-8\n",
+        b'{"method": "A", "step": "x"}\n',
+        b'{"method": "A", "step": 2, "loss": 1.0}\n',
+        b'{"method": "B", "step": 2, "loss": 1.0}\n',
+        b'{"method": "A", "step": 3, "loss": 1.0}\n',
+    ]
+    (tmp_path / "metrics.jsonl").write_bytes(b"".join(lines) + b'{"method": "A", "st')
+    log = MetricsLog(tmp_path)
+    log.truncate("A", 1)
+    kept = (tmp_path / "metrics.jsonl").read_bytes()
+    assert kept == b"".join(lines[i] for i in (0, 1, 2, 3, 4, 6))
+    assert [r["step"] for r in log.read("B")] == [1, 2]
+    log.truncate("A", 1)
+    assert (tmp_path / "metrics.jsonl").read_bytes() == kept
