@@ -208,6 +208,8 @@ def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
         if path.stat().st_size == 0:
             raise UsageError(f"{path} is empty (0 bytes)")
         # NumPy leaks the file it opened when a .npz is not a zip; open it here instead.
+        if key is not None and suffix != ".npz":
+            raise UsageError(f"{path} is not an .npz: array names (--x-key/--y-key) do not apply")
         if suffix == ".npy":
             with path.open("rb") as handle:
                 array = np.load(handle, allow_pickle=False)
@@ -242,17 +244,32 @@ def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
         raise UsageError(str(error)) from None
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _load_csv(path: pathlib.Path) -> np.ndarray:
-    """Comma-separated numbers, one row per line; a first line that is not numbers is a
-    header and skipped."""
+    """Comma-separated numbers, one row per line (UTF-8, with or without a byte-order mark).
+
+    A first line none of whose fields is a number is a header and skipped; a first line
+    with some numbers and some garbage is a malformed row, never silently dropped.
+    """
     read = lambda skip: np.loadtxt(
-        path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip, encoding="utf-8"
+        path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip, encoding="utf-8-sig"
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # NumPy's "input contained no data"
         try:
             array = read(0)
         except ValueError as first_line_error:
+            with path.open(encoding="utf-8-sig") as handle:
+                first = handle.readline()
+            if any(_is_number(field) for field in first.split(",")):
+                raise first_line_error from None
             array = read(1)
             if array.size == 0:  # nothing after the "header": it was the data, and bad
                 raise first_line_error from None

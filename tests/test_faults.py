@@ -528,6 +528,13 @@ CASES = {
     "non-UTF-8 csv": estimate_case(
         "x.csv", lambda p: p.write_bytes(b"1,2\n\xff\xfe,3\n"), "not a valid csv"
     ),
+    "csv first row half garbage": estimate_case(
+        "x.csv", lambda p: p.write_text("1,2x\n3,4\n5,6\n"), "could not convert string '2x'"
+    ),
+    "key for an npy": lambda t: (
+        ["estimate", save(t / "x.npy", np.zeros((10, 2))), t / "x.npy", "--x-key", "a"],
+        "do not apply",
+    ),
     "complex in csv": estimate_case("x.csv", lambda p: p.write_text("1+2j,3\n"), "not a valid"),
     "mismatched rows": lambda t: (
         ["estimate", save(t / "x.npy", np.zeros((10, 2))), save(t / "y.npy", np.zeros((9, 2)))],
@@ -1013,3 +1020,20 @@ def test_resuming_metrics_keep_foreign_lines_and_drop_a_torn_one(tmp_path):
     assert [r["step"] for r in log.read("B")] == [1, 2]
     log.truncate("A", 1)
     assert (tmp_path / "metrics.jsonl").read_bytes() == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ("\ufeff1,2\n3,4\n", [[1, 2], [3, 4]]),  # a byte-order mark is not a header
+        ("u,v\n1,2\n3,4\n", [[1, 2], [3, 4]]),
+        ("1,2\n3,4\n", [[1, 2], [3, 4]]),
+        ("1e30,-2\n", [[1e30, -2]]),
+    ],
+)
+def test_csv_rows_are_never_dropped_silently(tmp_path, text, rows):
+    from factorcl_jax.cli import _load_table
+
+    path = tmp_path / "x.csv"
+    path.write_text(text, encoding="utf-8")
+    np.testing.assert_array_equal(_load_table(path, None), np.asarray(rows, np.float32))
