@@ -791,15 +791,21 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
     out = tmp_path / "interrupted"
     log = tmp_path / "stderr.log"
     with log.open("w") as handle:
-        process = start(out, tiny_config, stderr=handle)
+        # Checkpoints only at epoch ends (every 8 steps): a stop mid-epoch saves its own.
+        process = start(out, tiny_config, "checkpoint.every_steps=0", stderr=handle)
         status = signal_after(process, out, 3, signal.SIGINT)
     assert_one_line(status, log.read_text(), code=130, prefix="factorcl-jax: stopped by SIGINT")
     steps = steps_logged(out)
     assert f"after step {steps}: saved a checkpoint" in log.read_text()
+    assert (out / "checkpoints" / "factorcl-ssl" / str(steps)).is_dir()
     assert_no_duplicate_steps(out)
 
     with log.open("w") as handle:
-        process = start(out, tiny_config, "--resume", stderr=handle)
+        process = subprocess.Popen(
+            command("train", "--out", out, "--resume", "--quiet"),
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+        )
         # While it runs, a second job on the same directory is refused, naming its pid.
         while steps_logged(out) <= steps:
             time.sleep(0.005)
@@ -809,6 +815,8 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
         assert_one_line(second, captured.err, expected=f"(pid {process.pid})")
         status = signal_after(process, out, 11, signal.SIGTERM)
     assert_one_line(status, log.read_text(), code=143, prefix="factorcl-jax: stopped by SIGTERM")
+    steps = steps_logged(out)
+    assert (out / "checkpoints" / "factorcl-ssl" / str(steps)).is_dir()
     assert_no_duplicate_steps(out)
 
     result = run_command("train", "--out", out, "--resume", "--quiet")
