@@ -1045,3 +1045,23 @@ def test_csv_rows_are_never_dropped_silently(tmp_path, text, rows):
     path = tmp_path / "x.csv"
     path.write_text(text, encoding="utf-8")
     np.testing.assert_array_equal(_load_table(path, None), np.asarray(rows, np.float32))
+
+
+def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
+    from factorcl_jax import config as config_lib
+    from factorcl_jax.run import check_memory
+
+    config = config_lib.PRESETS["paper"]
+    check_memory(config, available=2**30)  # the paper's setting needs well under 1 GiB
+    # 256 x 256 pairs x 512 hidden x 4 bytes = 0.125 GiB, the largest part.
+    with pytest.raises(MemoryError, match=r"\(pair activations: 0\.125 GiB\) but this machine"):
+        check_memory(config, available=2**27)
+    many = config_lib.apply_overrides(config, ["data.num_samples=100000000"])
+    with pytest.raises(MemoryError, match=r"\(data: 82\.7 GiB\).*lower data\.num_samples"):
+        check_memory(many, available=2**36)
+    wide = config_lib.apply_overrides(config, ["train.batch_size=8192"])
+    pairs = 4 * 8192 * 8192 * 512
+    with pytest.raises(MemoryError, match=r"pair activations: 128 GiB.*set model\.block_size"):
+        check_memory(wide, available=pairs)
+    blocked = config_lib.apply_overrides(wide, ["model.block_size=64"])
+    check_memory(blocked, available=pairs)
