@@ -728,8 +728,16 @@ def command(*args):
     return [sys.executable, "-m", "factorcl_jax", *map(str, args)]
 
 
+# Quick, unoptimised XLA compiles: every run of a comparison compiles the same way.
+FAST = {
+    **os.environ,
+    "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+    + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+}
+
+
 def run_command(*args, timeout=300):
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, env=FAST)
 
 
 @pytest.fixture(scope="module")
@@ -750,6 +758,7 @@ def start(out, config, *extra, stderr):
         command("train", "--config", config, "--out", out, "--quiet", *extra),
         stdout=subprocess.DEVNULL,
         stderr=stderr,
+        env=FAST,
     )
 
 
@@ -805,6 +814,7 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
             command("train", "--out", out, "--resume", "--quiet"),
             stdout=subprocess.DEVNULL,
             stderr=handle,
+            env=FAST,
         )
         # While it runs, a second job on the same directory is refused, naming its pid.
         while steps_logged(out) <= steps:
