@@ -11,7 +11,9 @@ value) with a message that names the argument and says what is expected::
     ...
     ValueError: `learning_rate` must be a finite number > 0, got nan
 
-Integers that reach a device are 32-bit there, so every integer is also capped at
+Names are shown in backticks, except config keys, options and paths (``train.epochs``,
+``--learning-rate``, ``data/x.npy``), which are shown as they are written. Integers that
+reach a device are 32-bit there, so every integer is also capped at
 :data:`INT32_MAX`; seeds are capped at :data:`SEED_MAX`, the widest seed both
 ``jax.random.key`` and NumPy's generators take.
 """
@@ -46,7 +48,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _name(name: str) -> str:
-    return name if name.startswith("`") or "." in name or "-" in name else f"`{name}`"
+    """An argument name in backticks; a config key, option or path (``train.epochs``,
+    ``--learning-rate``, ``data/x.npy``) as it is."""
+    return name if any(mark in name for mark in "`.-/") else f"`{name}`"
 
 
 def check_int(
