@@ -32,6 +32,13 @@ def compiled_cost(fn: Callable, *args: Any) -> tuple[Any, float, int]:
     return compiled, seconds, int(peak)
 
 
+def timed(compiled: Callable, *args: Any) -> tuple[Any, float]:
+    """``(compiled(*args), wall seconds)`` with the result ready on its device."""
+    start = time.perf_counter()
+    result = jax.block_until_ready(compiled(*args))
+    return result, time.perf_counter() - start
+
+
 def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``run()`` (which must block until its result is ready)."""
     for _ in range(warmup):
@@ -56,3 +63,12 @@ def torch_available() -> bool:
     """Whether ``import torch`` works in a fresh interpreter (the PyTorch baselines run there)."""
     probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
     return probe.returncode == 0
+
+
+def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
+    """Achieved memory bandwidth (GB/s) of a jitted float32 ``x + 1`` over ``megabytes``:
+    each element is read once and written once."""
+    x = jnp.zeros((megabytes * 2**20 // 4,), jnp.float32)
+    compiled = jax.jit(lambda a: a + 1.0).lower(x).compile()
+    seconds = median_seconds(lambda: compiled(x).block_until_ready(), repeats)
+    return 2 * x.nbytes / seconds / 1e9
