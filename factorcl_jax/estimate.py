@@ -108,7 +108,7 @@ SEPARABLE_EMBED_DIM = 32
 def get_estimator(name: str) -> Estimator:
     """``ESTIMATORS[name]``, or a ``ValueError`` listing the known names."""
     if not isinstance(name, str) or name not in ESTIMATORS:
-        raise ValueError(f"`bound` must be one of {', '.join(ESTIMATORS)}; got {name!r}")
+        raise ValueError(f"unknown bound {name!r}: `bound` must be one of {', '.join(ESTIMATORS)}")
     return ESTIMATORS[name]
 
 
@@ -302,27 +302,28 @@ def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
         hidden        = (clip(8 * (x_dim + y_dim), 64, 256),)     one ReLU layer
         batch_size    = min(128, largest power of two <= num_train / 4), at least 2
         learning_rate = 3e-3                                        Adam
-        eval_every    = 100 steps;  patience = 5 evaluations
-        max_steps     = clip(20 * num_train / batch_size, 500, 4000), a multiple of eval_every
+        eval_every    = 100 steps;  patience = 3 evaluations
+        max_steps     = clip(40 * num_train / batch_size, 500, 4000), a multiple of eval_every
 
     One hidden ReLU layer keeps the pairwise head free of matrix products
     (:func:`~factorcl_jax.critics.relu_pair_head`), so a step costs ``O(batch^2 * hidden)``
     elementwise work; its width grows with the input dimensions. The batch keeps at least
     four batches in the training part (so minibatches differ) and caps InfoNCE's
-    ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 20 passes over
-    the training pairs; early stopping usually ends far sooner.
+    ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 40 passes over
+    the training pairs; early stopping usually ends sooner.
 
     Example:
       >>> default_settings(2500, 5, 5)
-      Settings(hidden=(80,), batch_size=128, max_steps=400..., learning_rate=0.003, ...)
+      Settings(hidden=(80,), batch_size=128, max_steps=700, learning_rate=0.003,
+               eval_every=100, patience=3)
     """
     num_train = check_int(num_train, "num_train", 2)
     width = int(np.clip(8 * (check_int(x_dim, "x_dim") + check_int(y_dim, "y_dim")), 64, 256))
-    batch_size = max(2, min(128, 2 ** int(math.floor(math.log2(max(num_train // 4, 1))))))
+    batch_size = max(2, min(128, 2 ** math.floor(math.log2(max(num_train // 4, 1)))))
     eval_every = 100
-    steps = int(np.clip(20 * num_train / batch_size, 500, 4000))
+    steps = int(np.clip(40 * num_train / batch_size, 500, 4000))
     max_steps = max(eval_every, steps // eval_every * eval_every)
-    return Settings((width,), batch_size, max_steps, 3e-3, eval_every, 5)
+    return Settings((width,), batch_size, max_steps, 3e-3, eval_every, 3)
 
 
 # ------------------------------------------------------------------------------- protocol
@@ -517,12 +518,10 @@ def _split_rows(
     """``[(train rows, held-out rows)]``: one random split, or ``folds`` folds."""
     order = np.asarray(jax.random.permutation(key, num_samples))
     if folds is None:
-        num_heldout = int(round(num_samples * heldout_fraction))
+        num_heldout = round(num_samples * heldout_fraction)
         return [(order[num_heldout:], order[:num_heldout])]
     parts = np.array_split(order, folds)
-    return [
-        (np.concatenate(parts[:k] + parts[k + 1 :]), parts[k]) for k, _ in enumerate(parts)
-    ]
+    return [(np.concatenate(parts[:k] + parts[k + 1 :]), parts[k]) for k, _ in enumerate(parts)]
 
 
 def estimate_mi(
@@ -577,7 +576,7 @@ def estimate_mi(
       max_steps: training-step budget, a multiple of ``eval_every``.
       learning_rate: Adam learning rate (default 3e-3).
       eval_every: training steps between held-out evaluations (default 100).
-      patience: evaluations without improvement before stopping (default 5).
+      patience: evaluations without improvement before stopping (default 3).
       heldout_fraction: share of the pairs held out, in ``(0, 1)`` (ignored with ``folds``).
       folds: ``k >= 2`` for k-fold estimation (``k`` trainings), or ``None``.
       standardize: standardise features with the training part's statistics.
@@ -604,7 +603,9 @@ def estimate_mi(
     if folds is not None:
         folds = check_int(folds, "folds", 2)
         if folds > num_samples // 4:
-            raise ValueError(f"`folds` must be <= num_samples / 4 = {num_samples // 4}, got {folds}")
+            raise ValueError(
+                f"`folds` must be <= num_samples / 4 = {num_samples // 4}, got {folds}"
+            )
     else:
         heldout_fraction = check_float(heldout_fraction, "heldout_fraction", high=1.0)
     if not isinstance(standardize, bool):
@@ -644,13 +645,10 @@ def estimate_mi(
                 _standardized(y_train, y_held),
             )
         held = [
-            _batches(jnp.asarray(array), batches, settings.batch_size)
-            for array in (x_held, y_held)
+            _batches(jnp.asarray(array), batches, settings.batch_size) for array in (x_held, y_held)
         ]
         fits.append(
-            jax.device_get(
-                program(jax.random.fold_in(fit_key, index), x_train, y_train, *held)
-            )
+            jax.device_get(program(jax.random.fold_in(fit_key, index), x_train, y_train, *held))
         )
     heldout_batches = np.concatenate([np.asarray(f.heldout_batches, np.float64) for f in fits])
     in_sample = np.concatenate([np.asarray(f.in_sample_batches, np.float64) for f in fits])
@@ -663,8 +661,8 @@ def estimate_mi(
         stderr=float(np.std(heldout_batches) / math.sqrt(len(heldout_batches))),
         in_sample=float(np.mean(in_sample)),
         bound=bound,
-        best_step=int(round(np.mean([(int(f.best_evaluation) + 1) * chunk for f in fits]))),
-        steps_run=int(round(np.mean([int(f.evaluations) * chunk for f in fits]))),
+        best_step=round(np.mean([(int(f.best_evaluation) + 1) * chunk for f in fits])),
+        steps_run=round(np.mean([int(f.evaluations) * chunk for f in fits])),
         num_train=num_train,
         num_heldout=len(heldout_batches) * settings.batch_size,
         folds=folds,
@@ -719,7 +717,9 @@ def _resolve_settings(
         if not hidden or any(
             isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1 for w in hidden
         ):
-            raise ValueError(f"`hidden` must be a non-empty sequence of positive ints, got {hidden}")
+            raise ValueError(
+                f"`hidden` must be a non-empty sequence of positive ints, got {hidden}"
+            )
         settings = dataclasses.replace(settings, hidden=tuple(int(w) for w in hidden))
     else:
         raise TypeError(f"`hidden` must be a sequence of positive ints, got {settings.hidden!r}")

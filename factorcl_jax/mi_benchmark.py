@@ -32,7 +32,6 @@ from factorcl_jax.estimate import (
     CriticState,
     check_float,
     check_int,
-    critic_outputs,
     critic_step,
     get_estimator,
     init_critic_state,
@@ -106,7 +105,7 @@ def staircase_program(
     if not names:
         raise ValueError("`estimator` must name at least one estimator")
     rules = [get_estimator(name) for name in names]
-    if several and any(rule.gaussian or rule.init_carry() is not None for rule in rules):
+    if len(rules) > 1 and any(rule.gaussian or rule.init_carry() is not None for rule in rules):
         raise ValueError(
             f"several estimators share a program only when all are pairwise and stateless "
             f"(not club or mine), got {names}"

@@ -19,8 +19,8 @@ __all__ = [
     "ema",
     "plot_estimates_vs_truth",
     "plot_mi_history",
-    "plot_staircase",
     "plot_probe_accuracy",
+    "plot_staircase",
     "plot_terms",
     "plot_training_curves",
 ]
