@@ -229,13 +229,18 @@ def check_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_float(value: Any, name: str, *, low: float = 0.0, high: float = math.inf) -> float:
-    """``value`` as a finite float in the open interval ``(low, high)``, naming ``name``."""
+def check_float(
+    value: Any, name: str, *, low: float = 0.0, high: float = math.inf, include_low: bool = False
+) -> float:
+    """``value`` as a finite float in ``(low, high)`` (``[low, high)`` with ``include_low``),
+    naming ``name``."""
+    interval = f"{'[' if include_low else '('}{low}, {high})"
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"`{name}` must be a real number in ({low}, {high}), got {value!r}")
+        raise TypeError(f"`{name}` must be a real number in {interval}, got {value!r}")
     number = float(value)
-    if not math.isfinite(number) or not low < number < high:
-        raise ValueError(f"`{name}` must be a finite number in ({low}, {high}), got {value!r}")
+    above = number >= low if include_low else number > low
+    if not math.isfinite(number) or not above or not number < high:
+        raise ValueError(f"`{name}` must be a finite number in {interval}, got {value!r}")
     return number
 
 

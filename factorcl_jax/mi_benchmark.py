@@ -112,7 +112,8 @@ def staircase_program(
         )
     steps_per_level = check_int(steps_per_level, "steps_per_level")
     batch_size = check_int(batch_size, "batch_size", 2)
-    optimizer = optax.adam(check_float(learning_rate, "learning_rate"))
+    # A learning rate of 0 freezes the critic (tests read the schedule off it that way).
+    optimizer = optax.adam(check_float(learning_rate, "learning_rate", include_low=True))
     samplers = [functools.partial(task.sample, num_samples=batch_size) for task in tasks]
     objectives = list(dict.fromkeys(rule.training_objective for rule in rules))
     lane_of = np.array([objectives.index(rule.training_objective) for rule in rules])
