@@ -70,7 +70,7 @@ class ConcatCritic(nn.Module):
         """``[b, H], [m, H] -> [b, m]``: the rest of the MLP on ``activation(u_i + v_j)``.
 
         With one hidden layer and ReLU the whole pair head is :func:`relu_pair_head`, which
-        never keeps the ``[b * m, H]`` activations for the backward pass. Deeper heads flatten
+        never writes the ``[b * m, H]`` activations to memory. Deeper heads flatten
         the ``b * m`` pairs to one ``[b * m, H]`` matrix (:func:`pair_sums`) so every head
         layer is a single 2-D GEMM (on CPU ~1.5x faster than a rank-3 ``dot_general``).
         """
@@ -209,25 +209,26 @@ def relu_pair_head(u: Array, v: Array, w: Array, bias: Array) -> Array:
     .. math::
         s_{ij} = \sum_k w_k \, \mathrm{relu}(u_{ik} + v_{jk}) + \text{bias}
 
-    Equal to ``relu(pair_sums(u, v)) @ w + bias`` in value and gradient, but the backward
-    pass keeps only ``u, v, w``: with ``M_ijk = 1[u_ik + v_jk > 0]`` it recomputes one
-    ``[m, H]`` row block at a time (cache-sized) and accumulates
+    Equal to ``relu(pair_sums(u, v)) @ w + bias`` in value and gradient, but no
+    ``[b * m, H]`` array is ever written: the forward pass scores one ``[m, H]`` row of pairs
+    at a time (cache-sized), and the backward pass keeps only ``u, v, w`` and, with
+    ``M_ijk = 1[u_ik + v_jk > 0]``, recomputes the rows and accumulates
 
     .. math::
         \partial u_{ik} = w_k \sum_j g_{ij} M_{ijk}, \quad
         \partial v_{jk} = w_k \sum_i g_{ij} M_{ijk}, \quad
         \partial w_k = \sum_{ij} g_{ij}\, \mathrm{relu}(u_{ik} + v_{jk})
 
-    so the ``[b * m, H]`` activations are written once (forward) and never read back; the
-    straightforward backward writes a second ``[b * m, H]`` array and reads both twice.
+    The straightforward version writes two ``[b * m, H]`` arrays (activations and their
+    cotangent) and reads them four times; here they never leave the cache.
 
     Example:
       >>> u, v = jnp.array([[1.0, -2.0]]), jnp.array([[0.5, 3.0], [-2.0, 1.0]])
       >>> relu_pair_head(u, v, jnp.array([1.0, 2.0]), jnp.array(0.5))
       Array([[4.  , 0.5]], dtype=float32)
     """
-    b, m = u.shape[0], v.shape[0]
-    return (jax.nn.relu(pair_sums(u, v)) @ w).reshape(b, m) + bias
+    # One row of pairs at a time: each [m, H] block is made and consumed in cache.
+    return jax.lax.map(lambda u_i: jax.nn.relu(u_i[None, :] + v) @ w, u) + bias
 
 
 def _relu_pair_head_forward(
