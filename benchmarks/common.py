@@ -32,6 +32,13 @@ def compiled_cost(fn: Callable, *args: Any) -> tuple[Any, float, int]:
     return compiled, seconds, int(peak)
 
 
+def timed(compiled: Callable, *args: Any) -> tuple[Any, float]:
+    """``(compiled(*args), wall seconds)`` with the result ready on its device."""
+    start = time.perf_counter()
+    result = jax.block_until_ready(compiled(*args))
+    return result, time.perf_counter() - start
+
+
 def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``run()`` (which must block until its result is ready)."""
     for _ in range(warmup):
@@ -56,3 +63,20 @@ def torch_available() -> bool:
     """Whether ``import torch`` works in a fresh interpreter (the PyTorch baselines run there)."""
     probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
     return probe.returncode == 0
+
+
+def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
+    """Achieved memory bandwidth (GB/s) of a jitted float32 ``x + 1`` over ``megabytes``,
+    in place (the input is donated, so no fresh pages are touched): each element is read
+    once and written once."""
+    x = jnp.zeros((megabytes * 2**20 // 4,), jnp.float32)
+    nbytes = x.nbytes
+    compiled = jax.jit(lambda a: a + 1.0, donate_argnums=0).lower(x).compile()
+    buffer = [x]
+
+    def step() -> None:
+        buffer[0] = compiled(buffer[0])
+        buffer[0].block_until_ready()
+
+    seconds = median_seconds(step, repeats)
+    return 2 * nbytes / seconds / 1e9

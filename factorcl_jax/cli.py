@@ -279,7 +279,7 @@ def _load_csv(path: pathlib.Path) -> np.ndarray:
 
 
 def _command_estimate(args: argparse.Namespace) -> int:
-    from factorcl_jax import critics, estimate, plotting, reporting
+    from factorcl_jax import estimate, plotting, reporting
 
     x_path = pathlib.Path(args.x)
     y_path = pathlib.Path(args.y) if args.y else x_path
@@ -292,50 +292,57 @@ def _command_estimate(args: argparse.Namespace) -> int:
             f"X and Y must have the same number of rows (paired samples), got "
             f"{x.shape[0]} and {y.shape[0]}"
         )
-    if args.bound not in estimate.ESTIMATORS:
-        raise UsageError(
-            f"unknown bound {args.bound!r}; choose from {', '.join(estimate.ESTIMATORS)}"
-        )
-    hidden = tuple(args.hidden)
-    if estimate.ESTIMATORS[args.bound].gaussian:
-        critic = critics.GaussianCritic(hidden=hidden)
-    elif args.critic == "separable":
-        critic = critics.SeparableCritic(hidden=hidden)
-    else:
-        critic = critics.ConcatCritic(hidden=hidden)
+    estimator = estimate.get_estimator(args.bound)
+    critic = None
+    if args.critic != "concat" or args.hidden is not None:
+        kind = "gaussian" if estimator.gaussian else args.critic
+        critic = estimate.make_critic(kind, args.hidden or (64,))
     result = estimate.estimate_mi(
         x,
         y,
         bound=args.bound,
         critic=critic,
+        hidden=args.hidden,
         batch_size=args.batch_size,
-        steps=args.steps,
+        max_steps=args.steps,
         learning_rate=args.learning_rate,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        heldout_fraction=args.heldout_fraction,
+        folds=args.folds,
         seed=args.seed,
     )
-    history = result.history
-    tenth = max(len(history) // 10, 1)
-    summary = {
-        "bound": args.bound,
-        "critic": type(critic).__name__,
-        "rows": int(x.shape[0]),
-        "x_features": int(x.shape[1]),
-        "y_features": int(y.shape[1]),
-        "estimate_nats": result.estimate,
-        "steps": len(history),
-        "first_10pct_mean": float(np.mean(history[:tenth])),
-        "last_10pct_mean": float(np.mean(history[-tenth:])),
-        "history_min": float(np.min(history)),
-        "history_max": float(np.max(history)),
-    }
-    print(reporting.format_table([summary], list(summary)))
-    print(f"I(X; Y) ~= {result.estimate:.4f} nats ({args.bound})")
+    settings = result.settings
+    print(result.summary())
+    print(
+        f"in-sample (training pairs): {result.in_sample:.3g} nats; critic "
+        f"{type(critic).__name__ if critic else 'ConcatCritic'} {list(settings.hidden)}, "
+        f"batch {settings.batch_size}, {result.steps_run} steps, {result.seconds:.1f} s"
+    )
     if args.out or args.plot:
         out = reporting.make_run_dir(args.out, "estimate")
-        reporting.write_json(out / "results.json", {**summary, "history": history.tolist()})
+        summary = {
+            "bound": args.bound,
+            "estimate_nats": result.estimate,
+            "stderr_nats": result.stderr,
+            "in_sample_nats": result.in_sample,
+            "heldout_pairs": result.num_heldout,
+            "train_pairs": result.num_train,
+            "folds": result.folds,
+            "best_step": result.best_step,
+            "steps_run": result.steps_run,
+            "rows": int(x.shape[0]),
+            "x_features": int(x.shape[1]),
+            "y_features": int(y.shape[1]),
+            "settings": {**vars(settings), "hidden": list(settings.hidden)},
+            "seconds": result.seconds,
+            "curve": {k: v.tolist() for k, v in result.curve.items()},
+            "history": result.history.tolist(),
+        }
+        reporting.write_json(out / "results.json", summary)
         if args.plot:
             path = plotting.plot_mi_history(
-                history, out / "mi_history.png", bound=args.bound, estimate=result.estimate
+                result.history, out / "mi_history.png", bound=args.bound, estimate=result.estimate
             )
             print(f"plot: {path}")
         print(f"wrote {out / 'results.json'}")
@@ -344,28 +351,41 @@ def _command_estimate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- bench
 
-SCRIPT_BENCHMARKS = ("bounds", "train_step", "scaling")
+BENCHMARKS = {
+    "mi": "mi_estimation",
+    "mi_speed": "mi_speed",
+    "bounds": "bounds",
+    "train_step": "train_step",
+    "scaling": "scaling",
+}
+"""``factorcl-jax bench NAME`` runs ``benchmarks/SCRIPT.py`` of a source checkout."""
+
+
+def _benchmarks_folder() -> pathlib.Path:
+    """The ``benchmarks/`` folder of the source checkout this package runs from, or of the
+    current directory when that is a checkout; a wheel install ships none."""
+    package_root = pathlib.Path(__file__).resolve().parents[1]
+    for root in (package_root, pathlib.Path.cwd()):
+        folder = root / "benchmarks"
+        if (folder / "common.py").is_file() and (root / "factorcl_jax").is_dir():
+            return folder
+    raise UsageError(
+        "benchmarks run from a source checkout: clone the repository and run `factorcl-jax "
+        "bench` inside it (or `python benchmarks/NAME.py`); this installation at "
+        f"{package_root} has no benchmarks/ folder"
+    )
 
 
 def _command_bench(args: argparse.Namespace) -> int:
-    names = [args.name] if args.name != "all" else ["mi", *SCRIPT_BENCHMARKS]
+    folder = _benchmarks_folder()
+    names = [args.name] if args.name != "all" else list(BENCHMARKS)
     quick = [] if args.full else ["--quick"]
     for name in names:
         out = [] if args.out is None else ["--out", str(pathlib.Path(args.out) / name)]
         print(f"== benchmark: {name} ==", flush=True)
-        if name == "mi":
-            from factorcl_jax import mi_benchmark
-
-            mi_benchmark.main([*quick, *out, *args.extra])
-            continue
-        script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-        if not script.is_file():
-            raise UsageError(
-                f"benchmark script {script.name} ships with the source checkout "
-                f"(benchmarks/); it is not next to this installation"
-            )
         completed = subprocess.run(
-            [sys.executable, str(script), *quick, *out, *args.extra], check=False
+            [sys.executable, str(folder / f"{BENCHMARKS[name]}.py"), *quick, *out, *args.extra],
+            check=False,
         )
         if completed.returncode != 0:
             return completed.returncode
@@ -524,28 +544,47 @@ def build_parser() -> argparse.ArgumentParser:
     estimate = commands.add_parser(
         "estimate",
         help="estimate I(X; Y) between two arrays",
-        description="Train a critic on paired rows of X and Y and report an MI estimate. "
-        "Files: .npy, .csv (rows = samples; a header line is skipped), or one "
-        ".npz with --x-key/--y-key. 1-D arrays are one feature.",
+        description="Train a critic on half of the paired rows of X and Y (early-stopped on "
+        "the other half) and report the held-out MI estimate with its standard error, "
+        "beside the in-sample value. Files: .npy, .csv (rows = samples; a header line is "
+        "skipped), or one .npz with --x-key/--y-key. 1-D arrays are one feature.",
     )
     estimate.add_argument("x", help="X samples (.npy/.npz/.csv)")
     estimate.add_argument("y", nargs="?", help="Y samples (omit with an .npz and keys)")
     estimate.add_argument("--x-key", help="array name of X inside an .npz")
     estimate.add_argument("--y-key", help="array name of Y inside an .npz")
     estimate.add_argument(
-        "--bound", default="infonce", help="infonce, nce_club, nwj, dv, mine, js, smile or club"
+        "--bound",
+        default="infonce",
+        help="infonce (default), nce_club, nwj, dv, mine, js, smile or club",
     )
     estimate.add_argument("--critic", default="concat", choices=["concat", "separable"])
     estimate.add_argument(
         "--hidden",
         type=_positive_int,
         nargs="+",
-        default=[256, 256],
-        help="critic hidden widths (default: 256 256)",
+        help="critic hidden widths (default: one layer sized to the data)",
     )
-    estimate.add_argument("--steps", type=_positive_int, default=2000)
-    estimate.add_argument("--batch-size", type=_positive_int, default=128)
-    estimate.add_argument("--learning-rate", type=float, default=5e-4)
+    estimate.add_argument(
+        "--steps", type=_positive_int, help="training-step budget (default: sized to the data)"
+    )
+    estimate.add_argument("--batch-size", type=_positive_int, help="default: sized to the data")
+    estimate.add_argument("--learning-rate", type=float, help="Adam learning rate (3e-3)")
+    estimate.add_argument(
+        "--eval-every", type=_positive_int, help="steps between held-out evaluations (100)"
+    )
+    estimate.add_argument(
+        "--patience", type=_positive_int, help="evaluations without progress before stopping (3)"
+    )
+    estimate.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.5,
+        help="share of the pairs held out for the estimate (default 0.5)",
+    )
+    estimate.add_argument(
+        "--folds", type=int, help="k-fold estimation: k trainings, each fold held out once"
+    )
     estimate.add_argument("--seed", type=int, default=0)
     estimate.add_argument("--plot", action="store_true", help="save the estimate's curve (PNG)")
     estimate.add_argument("--out", help="directory for results.json (and the plot)")
@@ -554,11 +593,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="run the benchmarks (quick preset)",
-        description="Run benchmarks with their quick preset: mi "
-        "(estimators on known-MI tasks), bounds, "
-        "train_step, scaling, or all.",
+        description="Run the scripts of benchmarks/ (in a source checkout) with their quick "
+        "preset: mi (estimators on known-MI tasks), mi_speed (the estimator loop against a "
+        "roofline), bounds, train_step, scaling, or all.",
     )
-    bench.add_argument("name", nargs="?", default="all", choices=["all", "mi", *SCRIPT_BENCHMARKS])
+    bench.add_argument("name", nargs="?", default="all", choices=["all", *BENCHMARKS])
     bench.add_argument(
         "extra", nargs=argparse.REMAINDER, help="further arguments passed to the benchmark"
     )

@@ -1,17 +1,24 @@
-"""Fit a critic to paired samples and report a mutual-information estimate.
+"""Fit a critic to paired samples and report a held-out mutual-information estimate.
 
 An :class:`Estimator` names how a critic is trained and how the estimate is read off it:
 most lower bounds train and report the same quantity; NCE-CLUB trains its critic by InfoNCE
 and reports the upper bound on the same scores (as in FactorCL); CLUB trains a Gaussian
 ``q(y|x)`` by maximum likelihood; MINE carries its moving average through training.
-:func:`estimate_mi` compiles the whole training loop (one ``lax.scan`` over steps, fresh
-minibatches drawn with PRNG keys) and then evaluates the trained critic on fresh batches.
+
+:func:`estimate_mi` is the one estimation protocol of the library (the command line and the
+benchmarks use it too): split the pairs, train on one part, early-stop on the held-out
+training objective, and report the held-out estimate with its standard error, beside the
+in-sample value so that a critic that memorised its training pairs is visible. Critic size,
+batch and step budget follow :func:`default_settings` unless given.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import functools
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -22,16 +29,30 @@ import optax
 from jax import Array
 
 from factorcl_jax import bounds, critics
+from factorcl_jax.validation import (
+    check_finite_float,
+    check_int,
+    check_positive_float,
+    check_positive_int,
+    check_real_array,
+    check_seed,
+)
 
 __all__ = [
+    "CRITIC_KINDS",
     "ESTIMATORS",
     "CriticState",
     "Estimator",
     "MIEstimate",
+    "Settings",
+    "critic_kinds_for",
     "critic_outputs",
     "critic_step",
+    "default_settings",
     "estimate_mi",
+    "get_estimator",
     "init_critic_state",
+    "make_critic",
 ]
 
 
@@ -67,9 +88,11 @@ def _gaussian_likelihood(outputs: tuple[Array, Array, Array], carry: None) -> tu
     return bounds.gaussian_log_likelihood(*outputs), carry
 
 
+_INFONCE_TRAINING = _stateless(bounds.infonce)
+
 ESTIMATORS: dict[str, Estimator] = {
-    "infonce": Estimator(_stateless(bounds.infonce), bounds.infonce),
-    "nce_club": Estimator(_stateless(bounds.infonce), bounds.nce_club),
+    "infonce": Estimator(_INFONCE_TRAINING, bounds.infonce),
+    "nce_club": Estimator(_INFONCE_TRAINING, bounds.nce_club),
     "nwj": Estimator(_stateless(bounds.nwj), bounds.nwj),
     "dv": Estimator(_stateless(bounds.dv), bounds.dv),
     "mine": Estimator(_mine_objective, bounds.dv, bounds.mine_init),
@@ -79,7 +102,54 @@ ESTIMATORS: dict[str, Estimator] = {
         _gaussian_likelihood, lambda outputs: bounds.club_gaussian(*outputs), gaussian=True
     ),
 }
-"""Estimators by name: the bounds of :mod:`factorcl_jax.bounds` with their training rule."""
+"""Estimators by name: the bounds of :mod:`factorcl_jax.bounds` with their training rule.
+``infonce`` and ``nce_club`` share one training rule (the same object), so one trained
+critic serves both."""
+
+CRITIC_KINDS = ("concat", "separable")
+"""Pairwise critics by name (:func:`make_critic`); CLUB always uses its Gaussian ``q(y|x)``."""
+
+SEPARABLE_EMBED_DIM = 32
+"""Output width of the separable critic's towers (Poole et al. 2019 use 32)."""
+
+
+def get_estimator(name: str) -> Estimator:
+    """``ESTIMATORS[name]``, or a ``ValueError`` listing the known names."""
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise ValueError(f"unknown bound {name!r}: `bound` must be one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name]
+
+
+def critic_kinds_for(bound: str, kinds: Sequence[str]) -> tuple[str, ...]:
+    """The critic kinds ``bound`` runs with: ``("gaussian",)`` for CLUB, else ``kinds``."""
+    return ("gaussian",) if get_estimator(bound).gaussian else tuple(kinds)
+
+
+def make_critic(kind: str, hidden: Sequence[int]) -> nn.Module:
+    """A critic with hidden widths ``hidden``, by name.
+
+    ``kind`` is ``"concat"`` (``MLP([x; y])``, :class:`~factorcl_jax.critics.ConcatCritic`),
+    ``"separable"`` (``g(x) . h(y)``, towers of width ``hidden`` then
+    :data:`SEPARABLE_EMBED_DIM`) or ``"gaussian"`` (CLUB's ``q(y|x)``).
+
+    Example:
+      >>> make_critic("concat", (64,))
+      ConcatCritic(...)
+    """
+    hidden = tuple(hidden) if isinstance(hidden, Sequence) else hidden
+    if (
+        not isinstance(hidden, tuple)
+        or not hidden
+        or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden)
+    ):
+        raise ValueError(f"`hidden` must be a non-empty sequence of positive ints, got {hidden}")
+    if kind == "concat":
+        return critics.ConcatCritic(hidden=hidden)
+    if kind == "separable":
+        return critics.SeparableCritic(hidden=hidden, embed_dim=SEPARABLE_EMBED_DIM)
+    if kind == "gaussian":
+        return critics.GaussianCritic(hidden=hidden)
+    raise ValueError(f"`critic` must be one of {[*CRITIC_KINDS, 'gaussian']}, got {kind!r}")
 
 
 def critic_outputs(
@@ -155,47 +225,273 @@ def init_critic_state(
     return CriticState(params, optimizer.init(params), estimator.init_carry())
 
 
-@dataclasses.dataclass(frozen=True)
-class MIEstimate:
-    """Result of :func:`estimate_mi`.
-
-    Attributes:
-      estimate: mean estimate (nats) of the trained critic over ``eval_batches`` fresh batches.
-      history: ``[steps]`` estimate on each training minibatch, logged before its update.
-      params: the trained critic's variables.
-      bound: the estimator's name.
-    """
-
-    estimate: float
-    history: np.ndarray
-    params: Any
-    bound: str
+# ------------------------------------------------------------------------------ validation
 
 
-def _validate_samples(x: Any, y: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    arrays = []
-    for name, array in (("x", x), ("y", y)):
-        array = np.asarray(array)
-        if array.ndim != 2:
-            raise ValueError(
-                f"`{name}` must have shape [num_samples, features], got shape {array.shape}"
-            )
-        if not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"`{name}` must be numeric, got dtype {array.dtype}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"`{name}` contains NaN or inf values")
-        arrays.append(array.astype(np.float32))
-    x, y = arrays
+def _validate_samples(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = check_real_array(x, "x", ndim=2)
+    y = check_real_array(y, "y", ndim=2)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"`x` and `y` must have the same number of rows (paired samples), "
             f"got {x.shape[0]} and {y.shape[0]}"
         )
-    if not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"`batch_size` must be an int >= 2, got {batch_size!r}")
-    if x.shape[0] < batch_size:
-        raise ValueError(f"need at least `batch_size` = {batch_size} rows, got {x.shape[0]}")
     return x, y
+
+
+# -------------------------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything :func:`estimate_mi` trains with, after defaults are filled in.
+
+    Attributes:
+      hidden: hidden widths of the critic.
+      batch_size: pairs per training batch and per held-out evaluation batch.
+      max_steps: training-step budget.
+      learning_rate: Adam learning rate.
+      eval_every: training steps per compiled chunk between held-out evaluations.
+      patience: evaluations without held-out improvement before training stops.
+    """
+
+    hidden: tuple[int, ...]
+    batch_size: int
+    max_steps: int
+    learning_rate: float
+    eval_every: int
+    patience: int
+
+
+def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
+    """The default critic, batch and step budget for ``num_train`` training pairs.
+
+    The rule (each part overridable in :func:`estimate_mi`)::
+
+        hidden        = (clip(8 * (x_dim + y_dim), 64, 256),)     one ReLU layer
+        batch_size    = min(128, largest power of two <= num_train / 4), at least 2
+        learning_rate = 3e-3                                        Adam
+        eval_every    = 100 steps;  patience = 3 evaluations
+        max_steps     = clip(40 * num_train / batch_size, 500, 4000), a multiple of eval_every
+
+    One hidden ReLU layer keeps the pairwise head free of matrix products
+    (:func:`~factorcl_jax.critics.relu_pair_head`), so a step costs ``O(batch^2 * hidden)``
+    elementwise work; its width grows with the input dimensions. The batch keeps at least
+    four batches in the training part (so minibatches differ) and caps InfoNCE's
+    ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 40 passes over
+    the training pairs; early stopping usually ends sooner.
+
+    Example:
+      >>> default_settings(2500, 5, 5)
+      Settings(hidden=(80,), batch_size=128, max_steps=700, learning_rate=0.003,
+               eval_every=100, patience=3)
+    """
+    num_train = check_int(num_train, "num_train", minimum=2)
+    dims = check_positive_int(x_dim, "x_dim") + check_positive_int(y_dim, "y_dim")
+    width = int(np.clip(8 * dims, 64, 256))
+    batch_size = max(2, min(128, 2 ** math.floor(math.log2(max(num_train // 4, 1)))))
+    eval_every = 100
+    steps = int(np.clip(40 * num_train / batch_size, 500, 4000))
+    max_steps = max(eval_every, steps // eval_every * eval_every)
+    return Settings((width,), batch_size, max_steps, 3e-3, eval_every, 3)
+
+
+# ------------------------------------------------------------------------------- protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class MIEstimate:
+    """Result of :func:`estimate_mi`.
+
+    Attributes:
+      estimate: held-out estimate (nats): the mean over disjoint held-out batches of the
+        critic at its best checkpoint (averaged over folds with ``folds``).
+      stderr: its standard error, ``std(batch estimates) / sqrt(number of batches)``.
+      in_sample: the same critic's estimate on disjoint batches of its *training* pairs; a
+        value well above ``estimate`` means the critic memorised pairs.
+      bound: the estimator's name.
+      best_step: training steps at the best checkpoint (mean over folds).
+      steps_run: training steps before early stopping (mean over folds).
+      num_train: training pairs (per fold).
+      num_heldout: held-out pairs scored (all folds together).
+      folds: ``None`` for one train/held-out split, else the number of folds.
+      settings: the resolved :class:`Settings`.
+      heldout_batches: ``[batches]`` held-out batch estimates (all folds).
+      curve: per evaluation of the first split: ``step``, ``heldout_objective``,
+        ``heldout_estimate``, ``in_sample_estimate`` (each ``[evaluations]``).
+      history: ``[steps_run]`` estimate on each training minibatch of the first split,
+        logged before its update.
+      params: the first split's critic at its best checkpoint.
+      seconds: wall time of the call, compilation included.
+    """
+
+    estimate: float
+    stderr: float
+    in_sample: float
+    bound: str
+    best_step: int
+    steps_run: int
+    num_train: int
+    num_heldout: int
+    folds: int | None
+    settings: Settings
+    heldout_batches: np.ndarray
+    curve: dict[str, np.ndarray]
+    history: np.ndarray
+    params: Any
+    seconds: float
+
+    def summary(self) -> str:
+        """One line, e.g. ``I(X; Y) ≈ 0.41 ± 0.02 nats (held-out, 2500 pairs; infonce,
+        stopped at step 1400)``."""
+        split = f"{self.folds}-fold, " if self.folds else ""
+        return (
+            f"I(X; Y) ≈ {self.estimate:.3g} ± {self.stderr:.2g} nats (held-out, {split}"
+            f"{self.num_heldout} pairs; {self.bound}, stopped at step {self.best_step})"
+        )
+
+
+class _Fit(NamedTuple):
+    """What the compiled training program returns for one split."""
+
+    params: Any
+    heldout_batches: Array  # [batches] held-out estimates at the best evaluation
+    in_sample_batches: Array  # [batches] training-pair estimates at the best evaluation
+    best_evaluation: Array  # index of the best evaluation
+    evaluations: Array  # evaluations run
+    curve: Array  # [max evaluations, 3]: held-out objective, held-out and in-sample estimate
+    history: Array  # [max_steps] minibatch estimates
+
+
+def _batches(x: Array, count: int, batch_size: int) -> Array:
+    """The first ``count * batch_size`` rows of ``x`` as ``[count, batch_size, d]``."""
+    return x[: count * batch_size].reshape(count, batch_size, x.shape[1])
+
+
+def _fit_program(
+    estimator: Estimator,
+    critic: nn.Module,
+    settings: Settings,
+    num_heldout_batches: int,
+    block_size: int | None,
+) -> Callable[..., _Fit]:
+    """``(key, x_train, y_train, x_held, y_held) -> _Fit`` as one pure, jit-able function.
+
+    A ``lax.while_loop`` over evaluations: each runs a ``lax.scan`` of ``eval_every``
+    training steps on minibatches of the training pairs (without replacement within a
+    batch), then scores the held-out batches and as many training batches; it stops after
+    ``patience`` evaluations without a better held-out training objective or at
+    ``max_steps``, keeping the critic of the best evaluation.
+    """
+    optimizer = optax.adam(settings.learning_rate)
+    batch, chunk = settings.batch_size, settings.eval_every
+    max_evaluations = settings.max_steps // chunk
+
+    def evaluate(state: CriticState, x: Array, y: Array) -> tuple[Array, Array]:
+        """``([b] objectives, [b] estimates)`` over batches ``[b, n, d]``."""
+
+        def score(pair: tuple[Array, Array]) -> tuple[Array, Array]:
+            outputs = critic_outputs(estimator, critic, state.params, *pair, block_size=block_size)
+            objective, _ = estimator.training_objective(outputs, state.estimator_carry)
+            return objective, estimator.estimate(outputs)
+
+        return jax.lax.map(score, (x, y))
+
+    def fit(key: Array, x_train: Array, y_train: Array, x_held: Array, y_held: Array) -> _Fit:
+        init_key, train_key = jax.random.split(key)
+        state = init_critic_state(
+            estimator, critic, optimizer, init_key, x_train[:batch], y_train[:batch]
+        )
+        # Held-out batches, then as many batches of training pairs: one evaluation program.
+        x_eval = jnp.concatenate([x_held, _batches(x_train, num_heldout_batches, batch)])
+        y_eval = jnp.concatenate([y_held, _batches(y_train, num_heldout_batches, batch)])
+
+        def train_step(state: CriticState, rows: Array) -> tuple[CriticState, Array]:
+            return critic_step(
+                estimator,
+                critic,
+                optimizer,
+                state,
+                x_train[rows],
+                y_train[rows],
+                block_size=block_size,
+            )
+
+        # Minibatches cut from shuffles of the training rows (no pair twice in a batch): a
+        # permutation per pass over the data, not one per step.
+        batches_per_pass = x_train.shape[0] // batch
+        passes = -(-chunk // batches_per_pass)
+
+        def chunk_rows(chunk_key: Array) -> Array:
+            keys = jax.random.split(chunk_key, passes)
+            orders = jax.vmap(lambda k: jax.random.permutation(k, x_train.shape[0]))(keys)
+            rows = orders[:, : batches_per_pass * batch].reshape(-1, batch)
+            return rows[:chunk]
+
+        def not_done(carry: tuple) -> Array:
+            index, stale = carry[0], carry[1]
+            return (index < max_evaluations) & (stale < settings.patience)
+
+        def body(carry: tuple) -> tuple:
+            index, stale, state, best, history, curve = carry
+            rows = chunk_rows(jax.random.fold_in(train_key, index))
+            state, estimates = jax.lax.scan(train_step, state, rows)
+            history = jax.lax.dynamic_update_slice(history, estimates, (index * chunk,))
+            objectives, estimates = evaluate(state, x_eval, y_eval)
+            objective = jnp.mean(objectives[:num_heldout_batches])
+            held, in_sample = jnp.split(estimates, 2)
+            row = jnp.stack([objective, jnp.mean(held), jnp.mean(in_sample)])
+            curve = curve.at[index].set(row)
+            better = objective > best[0]
+            best = jax.tree.map(
+                lambda new, old: jnp.where(better, new, old),
+                (objective, index, state.params, held, in_sample),
+                best,
+            )
+            return index + 1, jnp.where(better, 0, stale + 1), state, best, history, curve
+
+        held_shape = (num_heldout_batches,)
+        best = (
+            jnp.array(-jnp.inf),
+            jnp.array(0),
+            state.params,
+            jnp.zeros(held_shape),
+            jnp.zeros(held_shape),
+        )
+        carry = (
+            jnp.array(0),
+            jnp.array(0),
+            state,
+            best,
+            jnp.full((max_evaluations * chunk,), jnp.nan),
+            jnp.full((max_evaluations, 3), jnp.nan),
+        )
+        evaluations, _, _, best, history, curve = jax.lax.while_loop(not_done, body, carry)
+        _, best_index, params, held, in_sample = best
+        return _Fit(params, held, in_sample, best_index, evaluations, curve, history)
+
+    return fit
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_fit_program(
+    bound: str, critic: nn.Module, settings: Settings, batches: int, block_size: int | None
+) -> Callable[..., _Fit]:
+    """The jitted :func:`_fit_program`, kept so that calls with equal settings (seeds, folds,
+    tasks of the same shape) compile once."""
+    return jax.jit(_fit_program(ESTIMATORS[bound], critic, settings, batches, block_size))
+
+
+def _split_rows(
+    num_samples: int, heldout_fraction: float, folds: int | None, key: Array
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(train rows, held-out rows)]``: one random split, or ``folds`` folds."""
+    order = np.asarray(jax.random.permutation(key, num_samples))
+    if folds is None:
+        num_heldout = round(num_samples * heldout_fraction)
+        return [(order[num_heldout:], order[:num_heldout])]
+    parts = np.array_split(order, folds)
+    return [(np.concatenate(parts[:k] + parts[k + 1 :]), parts[k]) for k, _ in enumerate(parts)]
 
 
 def estimate_mi(
@@ -204,79 +500,209 @@ def estimate_mi(
     *,
     bound: str = "infonce",
     critic: nn.Module | None = None,
-    batch_size: int = 128,
-    steps: int = 2000,
-    learning_rate: float = 5e-4,
+    hidden: Sequence[int] | None = None,
+    batch_size: int | None = None,
+    max_steps: int | None = None,
+    learning_rate: float | None = None,
+    eval_every: int | None = None,
+    patience: int | None = None,
+    heldout_fraction: float = 0.5,
+    folds: int | None = None,
+    standardize: bool = True,
     seed: int = 0,
-    eval_batches: int = 16,
     block_size: int | None = None,
 ) -> MIEstimate:
-    """Trains a critic on ``(x, y)`` pairs and estimates ``I(X; Y)`` with ``bound``.
+    """Estimates ``I(X; Y)`` from paired samples with ``bound``, on held-out pairs.
 
-    Every step draws a fresh minibatch (without replacement within the batch), logs the
-    estimate on it, then takes one Adam step on the estimator's training objective; the whole
-    loop is one compiled ``lax.scan``. The reported estimate averages the trained critic's
-    value over ``eval_batches`` further fresh batches.
+    The protocol:
+
+    1. The rows are shuffled (``seed``) and split: ``heldout_fraction`` of them held out
+       (default half), or with ``folds=k`` into ``k`` folds, each held out once while the
+       critic trains on the rest.
+    2. With ``standardize``, every feature is centred and scaled by the training part's
+       mean and standard deviation.
+    3. One compiled program trains the critic on minibatches of the training part (Adam,
+       ``eval_every`` steps per chunk) and after every chunk scores it on the held-out pairs,
+       cut into disjoint batches of ``batch_size``. Training stops after ``patience``
+       evaluations without a better held-out *training objective* (the estimate itself for
+       the lower bounds, InfoNCE for NCE-CLUB, the log-likelihood for CLUB) or at
+       ``max_steps``; the critic of the best evaluation is kept.
+    4. The estimate is that critic's mean over the held-out batches, with standard error
+       ``std / sqrt(batches)`` (over all folds' batches with ``folds``); the in-sample value
+       is the same critic on as many batches of its own training pairs.
+
+    Estimating on the training pairs instead lets a flexible critic memorise them and report
+    information that is not there; the gap ``in_sample - estimate`` shows how much.
 
     Args:
       x: ``[N, dx]`` samples of X (array-like, finite).
       y: ``[N, dy]`` samples of Y paired row by row with ``x``.
       bound: a key of :data:`ESTIMATORS`: ``"infonce"``, ``"nce_club"``, ``"nwj"``, ``"dv"``,
         ``"mine"``, ``"js"``, ``"smile"`` or ``"club"``.
-      critic: a pairwise critic (default ``ConcatCritic(hidden=(512, 512))``) or, for
-        ``"club"``, a ``GaussianCritic`` (default ``GaussianCritic(hidden=(512,))``).
-      batch_size: pairs per minibatch (``2 <= batch_size <= N``).
-      steps: training steps (``>= 1``).
-      learning_rate: Adam learning rate.
-      seed: seed of initialisation and minibatch sampling.
-      eval_batches: fresh batches averaged for the final estimate (``>= 1``).
+      critic: a pairwise critic module, or for ``"club"`` a ``GaussianCritic``; default
+        ``make_critic("concat" or "gaussian", hidden)``.
+      hidden: hidden widths of the default critic (rule: :func:`default_settings`).
+      batch_size: pairs per training and held-out batch (rule: :func:`default_settings`).
+      max_steps: training-step budget, a multiple of ``eval_every``.
+      learning_rate: Adam learning rate (default 3e-3).
+      eval_every: training steps between held-out evaluations (default 100).
+      patience: evaluations without improvement before stopping (default 3).
+      heldout_fraction: share of the pairs held out, in ``(0, 1)`` (ignored with ``folds``).
+      folds: ``k >= 2`` for k-fold estimation (``k`` trainings), or ``None``.
+      standardize: standardise features with the training part's statistics.
+      seed: seed of the split, the initialisation and the minibatches, in ``[0, 2**63)``.
       block_size: row block of :func:`~factorcl_jax.critics.pairwise_scores`.
 
     Returns:
-      An :class:`MIEstimate` with the estimate, the ``[steps]`` history and the critic.
+      An :class:`MIEstimate`; ``str(result.summary())`` is a one-line report.
 
     Example:
       >>> import numpy as np
       >>> from factorcl_jax.estimate import estimate_mi
       >>> x = np.random.default_rng(0).normal(size=(512, 2))
-      >>> result = estimate_mi(x, x + 0.1, steps=5, batch_size=32)
-      >>> result.history.shape
-      (5,)
+      >>> result = estimate_mi(x, x + 0.5 * np.random.default_rng(1).normal(size=(512, 2)),
+      ...                      max_steps=200, eval_every=100)
+      >>> result.num_heldout, result.settings.batch_size
+      (256, 64)
     """
-    if bound not in ESTIMATORS:
-        raise ValueError(f"`bound` must be one of {sorted(ESTIMATORS)}, got {bound!r}")
-    for name, value in (("steps", steps), ("eval_batches", eval_batches)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    x, y = _validate_samples(x, y, batch_size)
-    estimator = ESTIMATORS[bound]
-    if critic is None:
-        critic = critics.GaussianCritic() if estimator.gaussian else critics.ConcatCritic()
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    start = time.perf_counter()
+    estimator = get_estimator(bound)
+    x, y = _validate_samples(x, y)
     num_samples = x.shape[0]
-    optimizer = optax.adam(learning_rate)
-
-    def draw(key: Array) -> tuple[Array, Array]:
-        rows = jax.random.choice(key, num_samples, (batch_size,), replace=False)
-        return x[rows], y[rows]
-
-    def outputs(params: Any, batch: tuple[Array, Array]) -> Any:
-        return critic_outputs(estimator, critic, params, *batch, block_size=block_size)
-
-    def train_step(state: CriticState, key: Array) -> tuple[CriticState, Array]:
-        return critic_step(estimator, critic, optimizer, state, *draw(key), block_size=block_size)
-
-    @jax.jit
-    def fit(key: Array) -> tuple[Any, Array, Array]:
-        init_key, train_key, eval_key = jax.random.split(key, 3)
-        state = init_critic_state(
-            estimator, critic, optimizer, init_key, x[:batch_size], y[:batch_size]
+    seed = check_seed(seed, "seed")
+    if folds is not None:
+        folds = check_int(folds, "folds", minimum=2)
+        if folds > num_samples // 4:
+            raise ValueError(
+                f"`folds` must be <= num_samples / 4 = {num_samples // 4}, got {folds}"
+            )
+    else:
+        heldout_fraction = check_finite_float(
+            heldout_fraction, "heldout_fraction", above=0.0, below=1.0
         )
-        state, history = jax.lax.scan(train_step, state, jax.random.split(train_key, steps))
-        params = state.params
-        evaluate = lambda key: estimator.estimate(outputs(params, draw(key)))
-        final = jnp.mean(jax.lax.map(evaluate, jax.random.split(eval_key, eval_batches)))
-        return params, history, final
+    if not isinstance(standardize, bool):
+        raise TypeError(f"`standardize` must be a bool, got {standardize!r}")
+    if block_size is not None:
+        block_size = check_positive_int(block_size, "block_size")
+    key = jax.random.key(seed)
+    split_key, fit_key = jax.random.split(key)
+    splits = _split_rows(num_samples, heldout_fraction, folds, split_key)
+    num_train = min(len(train) for train, _ in splits)
+    num_heldout = min(len(held) for _, held in splits)
+    settings = _resolve_settings(
+        num_train,
+        num_heldout,
+        x.shape[1],
+        y.shape[1],
+        hidden=hidden,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        eval_every=eval_every,
+        patience=patience,
+    )
+    if critic is None:
+        critic = make_critic("gaussian" if estimator.gaussian else "concat", settings.hidden)
+    elif not isinstance(critic, nn.Module):
+        raise TypeError(f"`critic` must be a flax.linen Module or None, got {critic!r}")
+    batches = num_heldout // settings.batch_size
+    program = _compiled_fit_program(bound, critic, settings, batches, block_size)
+    fits = []
+    for index, (train_rows, held_rows) in enumerate(splits):
+        x_train, y_train = x[train_rows[:num_train]], y[train_rows[:num_train]]
+        x_held, y_held = x[held_rows], y[held_rows]
+        if standardize:
+            (x_train, x_held), (y_train, y_held) = (
+                _standardized(x_train, x_held),
+                _standardized(y_train, y_held),
+            )
+        held = [
+            _batches(jnp.asarray(array), batches, settings.batch_size) for array in (x_held, y_held)
+        ]
+        fits.append(
+            jax.device_get(program(jax.random.fold_in(fit_key, index), x_train, y_train, *held))
+        )
+    heldout_batches = np.concatenate([np.asarray(f.heldout_batches, np.float64) for f in fits])
+    in_sample = np.concatenate([np.asarray(f.in_sample_batches, np.float64) for f in fits])
+    first = fits[0]
+    evaluations = int(first.evaluations)
+    chunk = settings.eval_every
+    curve = np.asarray(first.curve[:evaluations], np.float64)
+    return MIEstimate(
+        estimate=float(np.mean(heldout_batches)),
+        stderr=float(np.std(heldout_batches) / math.sqrt(len(heldout_batches))),
+        in_sample=float(np.mean(in_sample)),
+        bound=bound,
+        best_step=round(np.mean([(int(f.best_evaluation) + 1) * chunk for f in fits])),
+        steps_run=round(np.mean([int(f.evaluations) * chunk for f in fits])),
+        num_train=num_train,
+        num_heldout=len(heldout_batches) * settings.batch_size,
+        folds=folds,
+        settings=settings,
+        heldout_batches=heldout_batches,
+        curve={
+            "step": chunk * np.arange(1, evaluations + 1),
+            "heldout_objective": curve[:, 0],
+            "heldout_estimate": curve[:, 1],
+            "in_sample_estimate": curve[:, 2],
+        },
+        history=np.asarray(first.history[: evaluations * chunk], np.float64),
+        params=first.params,
+        seconds=time.perf_counter() - start,
+    )
 
-    params, history, final = fit(jax.random.key(seed))
-    return MIEstimate(float(final), np.asarray(history), params, bound)
+
+def _standardized(train: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both parts centred and scaled by the training part's per-feature mean and std."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    return (train - mean) / std, (held - mean) / std
+
+
+def _resolve_settings(
+    num_train: int,
+    num_heldout: int,
+    x_dim: int,
+    y_dim: int,
+    **given: Any,
+) -> Settings:
+    """:func:`default_settings`, with every argument given explicitly validated and used."""
+    defaults = default_settings(num_train, x_dim, y_dim)
+    chosen = {}
+    for field in dataclasses.fields(Settings):
+        value = given[field.name]
+        if value is None:
+            chosen[field.name] = getattr(defaults, field.name)
+        elif field.name == "hidden":
+            chosen["hidden"] = value
+        elif field.name == "learning_rate":
+            chosen[field.name] = check_positive_float(value, field.name)
+        else:
+            minimum = 2 if field.name == "batch_size" else 1
+            chosen[field.name] = check_int(value, field.name, minimum=minimum)
+    if given["max_steps"] is None:
+        every = chosen["eval_every"]
+        chosen["max_steps"] = max(every, chosen["max_steps"] // every * every)
+    settings = Settings(**chosen)
+    if isinstance(settings.hidden, Sequence) and not isinstance(settings.hidden, str):
+        hidden = tuple(settings.hidden)
+        if not hidden or any(
+            isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1 for w in hidden
+        ):
+            raise ValueError(
+                f"`hidden` must be a non-empty sequence of positive ints, got {hidden}"
+            )
+        settings = dataclasses.replace(settings, hidden=tuple(int(w) for w in hidden))
+    else:
+        raise TypeError(f"`hidden` must be a sequence of positive ints, got {settings.hidden!r}")
+    if settings.max_steps % settings.eval_every:
+        raise ValueError(
+            f"`max_steps` must be a multiple of `eval_every` = {settings.eval_every}, "
+            f"got {settings.max_steps}"
+        )
+    if settings.batch_size > min(num_train, num_heldout):
+        raise ValueError(
+            f"`batch_size` must be <= the pairs in each part (training {num_train}, held out "
+            f"{num_heldout}), got {settings.batch_size}"
+        )
+    return settings

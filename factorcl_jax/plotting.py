@@ -6,15 +6,21 @@ raises :class:`PlottingUnavailable` with that instruction when it is missing.
 
 from __future__ import annotations
 
+import math
 import pathlib
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
     "PlottingUnavailable",
+    "StaircasePanel",
+    "ema",
+    "plot_estimates_vs_truth",
     "plot_mi_history",
     "plot_probe_accuracy",
+    "plot_staircase",
     "plot_terms",
     "plot_training_curves",
 ]
@@ -37,15 +43,29 @@ def _pyplot():
     return plt
 
 
-def _smooth(values: np.ndarray, span: int) -> np.ndarray:
-    """Exponential moving average with ``alpha = 2 / (span + 1)``."""
+def ema(values: np.ndarray | Sequence[float], span: int = 200) -> np.ndarray:
+    r"""Exponential moving average along the last axis, ``alpha = 2 / (span + 1)``.
+
+    .. math::
+        s_0 = v_0, \qquad s_t = \alpha\, v_t + (1 - \alpha)\, s_{t-1}
+
+    (``pandas.Series.ewm(span=span, adjust=False).mean()``). Shapes: ``[..., T] -> [..., T]``.
+
+    Example:
+      >>> ema([0.0, 3.0, 3.0], span=2).tolist()  # alpha = 2/3
+      [0.0, 2.0, 2.666...]
+    """
+    values = np.asarray(values, np.float64)
+    if isinstance(span, bool) or not isinstance(span, int | np.integer) or span < 1:
+        raise ValueError(f"`span` must be a positive int, got {span!r}")
+    if values.ndim < 1 or values.shape[-1] < 1:
+        raise ValueError(f"`values` must have shape [..., T] with T >= 1, got {values.shape}")
     alpha = 2.0 / (span + 1.0)
-    out = np.empty_like(values, dtype=np.float64)
-    running = values[0]
-    for index, value in enumerate(values):
-        running = alpha * value + (1 - alpha) * running
-        out[index] = running
-    return out
+    smoothed = np.empty_like(values)
+    smoothed[..., 0] = values[..., 0]
+    for t in range(1, values.shape[-1]):
+        smoothed[..., t] = alpha * values[..., t] + (1.0 - alpha) * smoothed[..., t - 1]
+    return smoothed
 
 
 def plot_training_curves(
@@ -60,7 +80,7 @@ def plot_training_curves(
     for method, history in histories.items():
         if history:
             steps = np.array([h["step"] for h in history])
-            axis.plot(steps, _smooth(np.array([h["loss"] for h in history]), span), label=method)
+            axis.plot(steps, ema(np.array([h["loss"] for h in history]), span), label=method)
     axis.set(xlabel="step", ylabel="loss (negative objective, nats)", title="Training loss")
     axis.legend()
     figure.tight_layout()
@@ -87,7 +107,7 @@ def plot_terms(
         for key in history[0]:
             if key.startswith("term/"):
                 values = np.array([h[key] for h in history])
-                axis.plot(steps, _smooth(values, span), label=key.removeprefix("term/"))
+                axis.plot(steps, ema(values, span), label=key.removeprefix("term/"))
         axis.set(xlabel="step", ylabel="nats", title=method)
         axis.legend(fontsize=7)
     figure.tight_layout()
@@ -125,10 +145,111 @@ def plot_mi_history(
     figure, axis = plt.subplots(figsize=(7, 4))
     steps = np.arange(1, len(history) + 1)
     axis.plot(steps, history, alpha=0.3, label=f"{bound} (per batch)")
-    axis.plot(steps, _smooth(np.asarray(history), span), label=f"{bound} (EMA {span})")
+    axis.plot(steps, ema(np.asarray(history), span), label=f"{bound} (EMA {span})")
     axis.axhline(estimate, color="k", linestyle="--", label=f"final estimate {estimate:.3f}")
     axis.set(xlabel="step", ylabel="nats", title="MI estimate during critic training")
     axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return pathlib.Path(path)
+
+
+class StaircasePanel(NamedTuple):
+    """One subplot of :func:`plot_staircase`.
+
+    Attributes:
+      title: e.g. ``"d = 20"``.
+      true_mi: ``[levels]`` true MI per level.
+      optimal_value: ``[levels]`` NCE-CLUB's optimal-critic value (NaN where unknown).
+      curves: label -> ``[seeds, levels, steps]`` history.
+    """
+
+    title: str
+    true_mi: np.ndarray
+    optimal_value: np.ndarray
+    curves: Mapping[str, np.ndarray]
+
+
+def plot_staircase(
+    panels: Sequence[StaircasePanel],
+    path: str | pathlib.Path,
+    *,
+    batch_size: int = 64,
+    span: int = 200,
+    title: str = "",
+) -> pathlib.Path:
+    """The staircase figure: one subplot per panel, written as a PNG to ``path``.
+
+    Each curve is the seed-mean of the estimates, EMA-smoothed (:func:`ema`, ``span``); the
+    true MI is a solid step line, ``log(batch_size)`` (InfoNCE's ceiling) a dashed line and
+    NCE-CLUB's optimal-critic value ``I + lautum`` a dotted step line.
+    """
+    if not panels:
+        raise ValueError("`panels` must hold at least one StaircasePanel")
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 4.4), squeeze=False
+    )
+    for axis, panel in zip(axes[0], panels, strict=True):
+        if not panel.curves:
+            raise ValueError(f"panel {panel.title!r} has no curves")
+        for label, history in panel.curves.items():
+            axis.plot(ema(np.asarray(history).mean(axis=0).reshape(-1), span), label=label)
+        steps = np.asarray(history).shape[-1]
+        axis.plot(np.repeat(panel.true_mi, steps), color="black", label="true MI")
+        if np.all(np.isfinite(panel.optimal_value)):
+            axis.plot(
+                np.repeat(panel.optimal_value, steps),
+                color="black",
+                linestyle=":",
+                label="NCE-CLUB at optimal critic (I + lautum)",
+            )
+        axis.axhline(math.log(batch_size), color="gray", linestyle="--", label="log(batch)")
+        axis.set(title=panel.title, xlabel="step", ylabel="MI (nats)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="small")
+    if title:
+        figure.suptitle(title, fontsize="medium")
+    figure.tight_layout(rect=(0.0, 0.12, 1.0, 1.0))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return pathlib.Path(path)
+
+
+def plot_estimates_vs_truth(
+    rows: Sequence[Mapping[str, float | str]],
+    path: str | pathlib.Path,
+    *,
+    title: str = "Held-out MI estimates on tasks with known MI",
+) -> pathlib.Path:
+    """Estimate against true MI, one marker per ``(task, estimator)`` row, with error bars.
+
+    Each row needs ``true_mi``, ``estimate``, ``std`` and ``estimator``; points on the
+    diagonal are exact, lower bounds should sit under it.
+    """
+    if not rows:
+        raise ValueError("`rows` must hold at least one result")
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    estimators = list(dict.fromkeys(str(row["estimator"]) for row in rows))
+    for estimator in estimators:
+        mine = [row for row in rows if row["estimator"] == estimator]
+        axis.errorbar(
+            [row["true_mi"] for row in mine],
+            [row["estimate"] for row in mine],
+            yerr=[row["std"] for row in mine],
+            fmt="o",
+            capsize=3,
+            alpha=0.8,
+            label=estimator,
+        )
+    top = max(float(r["true_mi"]) for r in rows) * 1.1
+    axis.plot([0, top], [0, top], color="black", linewidth=1, label="estimate = truth")
+    # Loose upper bounds reach many times the truth: linear near it, logarithmic beyond.
+    axis.set_yscale("symlog", linthresh=2.0)
+    axis.set(xlabel="true MI (nats)", ylabel="held-out estimate (nats)", title=title)
+    axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

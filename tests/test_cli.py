@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from factorcl_jax import cli as cli_module
 from factorcl_jax import config as config_lib
 from factorcl_jax import run
 from factorcl_jax.checkpoint import Checkpointer
@@ -169,33 +170,35 @@ def test_estimate_from_npz_and_csv_files(tmp_path):
         64,
         "--hidden",
         32,
-        "--learning-rate",
-        3e-3,
         "--bound",
         "nce_club",
         "--plot",
         "--out",
         tmp_path / "est",
     )
-    assert "I(X; Y) ~=" in result.stdout
+    first, second = result.stdout.splitlines()[:2]
+    assert first.startswith("I(X; Y) ≈ ") and "(held-out, 256 pairs; nce_club, stopped at" in first
+    assert second.startswith("in-sample (training pairs): ")
     saved = json.loads((tmp_path / "est" / "results.json").read_text())
-    assert saved["bound"] == "nce_club" and len(saved["history"]) == 300
+    assert saved["bound"] == "nce_club" and len(saved["history"]) == saved["steps_run"]
+    assert saved["heldout_pairs"] == 256 and saved["train_pairs"] == 300
     assert saved["estimate_nats"] > 1.0  # true MI 2.5 nats; NCE-CLUB is an upper bound
+    assert saved["settings"]["hidden"] == [32] and saved["stderr_nats"] > 0
     assert (tmp_path / "est" / "mi_history.png").exists()
     np.savetxt(tmp_path / "x.csv", x, delimiter=",", header="u,v", comments="")
     np.savetxt(tmp_path / "y.csv", y, delimiter=",")
-    result = cli(
-        "estimate",
-        tmp_path / "x.csv",
-        tmp_path / "y.csv",
-        "--steps",
-        50,
-        "--batch-size",
-        64,
-        "--hidden",
-        16,
-    )
-    assert "infonce" in result.stdout
+    result = cli("estimate", tmp_path / "x.csv", tmp_path / "y.csv", "--steps", 100, "--folds", 2)
+    assert "2-fold" in result.stdout and "infonce" in result.stdout
+
+
+def test_bench_outside_a_source_checkout_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
+    """A wheel install has no benchmarks/ next to the package: one line says where they are."""
+    monkeypatch.setattr(cli_module, "__file__", str(tmp_path / "site" / "factorcl_jax" / "cli.py"))
+    monkeypatch.chdir(tmp_path)
+    status, captured = run_in_process(["bench", "bounds"], capsys)
+    assert status == 2
+    assert captured.err.count("\n") == 1
+    assert "benchmarks run from a source checkout" in captured.err
 
 
 def mistakes(tmp_path, tiny_config, trained_run):
@@ -232,7 +235,7 @@ def mistakes(tmp_path, tiny_config, trained_run):
         "npz without keys": (["estimate", tmp_path / "x.npy"], "give two files"),
         "unknown bound": (
             ["estimate", tmp_path / "x.npy", tmp_path / "x.npy", "--bound", "mutual"],
-            "unknown bound",
+            "unknown bound 'mutual'",
         ),
         "not a run directory": (["probe", tmp_path], "not a run directory"),
         "untrained method": (["probe", trained_run, "--method", "SupCon"], "was not trained"),

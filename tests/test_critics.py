@@ -1,5 +1,7 @@
 """Critics: two-tower scores equal the explicit MLP on concatenated pairs; blocked = dense."""
 
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 
 from factorcl_jax import bounds, critics
+from factorcl_jax.layers import MLP
 
 
 def explicit_concat_mlp(params, x, y, activation, output_activation=None):
@@ -152,3 +155,42 @@ def test_pair_sums_matches_broadcast_values_and_derivatives():
         )
     batched = jax.vmap(critics.pair_sums)(jnp.stack([u, 2 * u]), jnp.stack([v, v]))
     chex.assert_trees_all_close(batched[1], broadcast(2 * u, v))
+
+
+def test_relu_pair_head_matches_straightforward_values_and_gradients():
+    ku, kv, kw, kg = jax.random.split(jax.random.key(4), 4)
+    u, v = jax.random.normal(ku, (6, 9)), jax.random.normal(kv, (5, 9))
+    w, bias = jax.random.normal(kw, (9,)), jnp.array(0.3)
+    weights = jax.random.normal(kg, (6, 5))
+
+    def straightforward(u, v, w, bias):
+        return (jax.nn.relu(u[:, None] + v[None]) @ w) + bias
+
+    def loss(head, *args):
+        return jnp.sum(weights * jnp.tanh(head(*args)))
+
+    args = (u, v, w, bias)
+    chex.assert_trees_all_close(critics.relu_pair_head(*args), straightforward(*args), rtol=1e-5)
+    grads = jax.grad(functools.partial(loss, critics.relu_pair_head), argnums=(0, 1, 2, 3))
+    expected = jax.grad(functools.partial(loss, straightforward), argnums=(0, 1, 2, 3))
+    chex.assert_trees_all_close(grads(*args), expected(*args), rtol=1e-5, atol=1e-6)
+    # Under vmap (seeds or estimators batched in one program) each member equals its own run.
+    stacked = jax.tree.map(lambda a: jnp.stack([a, 2 * a]), args)
+    batched = jax.vmap(grads)(*stacked)
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda a: a[1], batched),
+        expected(*(2 * a for a in args)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_one_layer_relu_concat_critic_keeps_the_mlp_parameters():
+    """The fused head has the variables nn.Dense(1) would have: same names, shapes, values."""
+    critic = critics.ConcatCritic(hidden=(8,))
+    *_, params = make(critic)
+    mlp = MLP((1,))
+    expected = mlp.init(jax.random.key(0), jnp.ones((1, 8)))["params"]["dense_0"]
+    head = params["params"]["head"]["dense_0"]
+    assert jax.tree.map(jnp.shape, head) == jax.tree.map(jnp.shape, expected)
+    assert not np.any(np.asarray(head["bias"]))

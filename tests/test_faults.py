@@ -1009,7 +1009,7 @@ def test_fuzz_estimate_mi_refuses_what_it_cannot_estimate(x, batch_size):
         arrays = None
     try:
         result = estimate.estimate_mi(
-            x, x, critic=critics.ConcatCritic(hidden=(8,)), steps=2, batch_size=batch_size
+            x, x, critic=critics.ConcatCritic(hidden=(8,)), max_steps=2, batch_size=batch_size
         )
     except (ValueError, TypeError):
         return

@@ -1,22 +1,28 @@
-"""mi_benchmark: staircase schedule and shapes, bound behaviour, metrics, EMA, fixed-sample, CLI."""
+"""mi_benchmark: staircase schedule and shapes, shared programs, bound behaviour, metrics, EMA."""
 
 import functools
-import json
 import math
 
 import jax
 import numpy as np
 import pytest
 
-from factorcl_jax import mi_benchmark
+from factorcl_jax import estimate, mi_benchmark, plotting
 from factorcl_jax.data import mi_tasks
 from factorcl_jax.estimate import ESTIMATORS, critic_outputs
+
+
+def run_staircase(tasks, names, hidden, seeds=1, **settings):
+    program = mi_benchmark.staircase_program(
+        tasks, names, estimate.make_critic("concat", hidden), **settings
+    )
+    return np.asarray(jax.jit(jax.vmap(program))(jax.random.split(jax.random.key(0), seeds)))
 
 
 def test_staircase_history_follows_the_level_schedule():
     """history[s, l, t] is the estimate on tasks[l]'s batch of step t, before the update."""
     tasks = mi_tasks.staircase(2, levels=(0.5, 4.0))
-    critic = mi_benchmark.make_critic("concat", (8,))
+    critic = estimate.make_critic("concat", (8,))
     steps, batch = 3, 8
     keys = jax.random.split(jax.random.key(1), 3)
 
@@ -59,34 +65,49 @@ def test_staircase_history_follows_the_level_schedule():
 
 @pytest.fixture(scope="module")
 def short_staircase():
-    """d = 5, MI 1 then 2 nats, 600 steps each, batch 64, one hidden layer of 128."""
+    """d = 5, MI 1 then 2 nats, 600 steps each, batch 64, one hidden layer of 128; InfoNCE and
+    NCE-CLUB read off one critic in one program."""
     tasks = mi_tasks.staircase(5, levels=(1.0, 2.0))
-    settings = dict(steps_per_level=600, batch_size=64, hidden=(128,), seed=0)
-    return tasks, {
-        name: mi_benchmark.run_staircase(tasks, name, "concat", **settings)
-        for name in ("infonce", "nce_club")
-    }
+    history = run_staircase(
+        tasks, ("infonce", "nce_club"), (128,), steps_per_level=600, batch_size=64
+    )
+    return tasks, {"infonce": history[:, 0], "nce_club": history[:, 1]}
 
 
 def test_short_staircase_nce_club_is_between_truth_and_optimal_critic(short_staircase):
-    tasks, results = short_staircase
-    result = results["nce_club"]
-    assert result.history.shape == (1, 2, 600)
-    np.testing.assert_allclose(result.true_mi, [1.0, 2.0])
-    np.testing.assert_allclose(result.optimal_value, [t.nce_club_optimal_value for t in tasks])
-    estimate = mi_benchmark.level_metrics(result.history, result.true_mi, window=300)["estimate"]
-    assert np.all(estimate > result.true_mi - 0.1), estimate
-    assert np.all(estimate < result.optimal_value + 0.3), (estimate, result.optimal_value)
-    assert result.compile_seconds > 0 and result.run_seconds > 0
+    tasks, histories = short_staircase
+    true_mi, optimal = mi_benchmark.optimal_values(tasks)
+    np.testing.assert_allclose(true_mi, [1.0, 2.0])
+    np.testing.assert_allclose(optimal, [t.nce_club_optimal_value for t in tasks])
+    assert histories["nce_club"].shape == (1, 2, 600)
+    estimate_ = mi_benchmark.level_metrics(histories["nce_club"], true_mi, window=300)["estimate"]
+    assert np.all(estimate_ > true_mi - 0.1), estimate_
+    assert np.all(estimate_ < optimal + 0.3), (estimate_, optimal)
 
 
 def test_short_staircase_infonce_stays_below_truth_and_log_batch(short_staircase):
-    _, results = short_staircase
-    result = results["infonce"]
-    estimate = mi_benchmark.level_metrics(result.history, result.true_mi, window=300)["estimate"]
-    assert np.all(estimate < result.true_mi + 0.1), estimate
-    assert np.all(estimate < math.log(64)), estimate
-    assert estimate[0] > 0.5, "the critic should learn most of the first nat"
+    tasks, histories = short_staircase
+    true_mi, _ = mi_benchmark.optimal_values(tasks)
+    estimate_ = mi_benchmark.level_metrics(histories["infonce"], true_mi, window=300)["estimate"]
+    assert np.all(estimate_ < true_mi + 0.1), estimate_
+    assert np.all(estimate_ < math.log(64)), estimate_
+    assert estimate_[0] > 0.5, "the critic should learn most of the first nat"
+
+
+def test_shared_program_equals_separate_programs():
+    """infonce and nce_club share one critic; nwj trains its own beside it (vmapped): each
+    estimator's history equals its own single-estimator program."""
+    tasks = mi_tasks.staircase(2, levels=(0.5, 1.0))
+    settings = dict(steps_per_level=4, batch_size=8)
+    shared = run_staircase(tasks, ("infonce", "nwj", "nce_club"), (8,), seeds=2, **settings)
+    assert shared.shape == (2, 3, 2, 4)
+    for index, name in enumerate(("infonce", "nwj", "nce_club")):
+        alone = run_staircase(tasks, name, (8,), seeds=2, **settings)
+        np.testing.assert_allclose(shared[:, index], alone, rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError, match="pairwise and stateless"):
+        mi_benchmark.staircase_program(
+            tasks, ("infonce", "mine"), estimate.make_critic("concat", (8,))
+        )
 
 
 def test_level_metrics_match_numpy():
@@ -112,61 +133,27 @@ def test_level_metrics_validate_arguments():
 
 def test_ema_matches_hand_computation():
     # span 3: alpha = 2 / 4 = 0.5.
-    np.testing.assert_allclose(
-        mi_benchmark.ema([1.0, 2.0, 4.0, 0.0], span=3), [1, 1.5, 2.75, 1.375]
-    )
+    np.testing.assert_allclose(plotting.ema([1.0, 2.0, 4.0, 0.0], span=3), [1, 1.5, 2.75, 1.375])
     # span 200 along the last axis of a [2, T] array, row by row.
     values = np.random.default_rng(1).normal(size=(2, 30))
     alpha, expected = 2 / 201, values.copy()
     for t in range(1, 30):
         expected[:, t] = alpha * values[:, t] + (1 - alpha) * expected[:, t - 1]
-    np.testing.assert_allclose(mi_benchmark.ema(values), expected)
+    np.testing.assert_allclose(plotting.ema(values), expected)
 
 
-def test_fixed_sample_estimate_is_near_the_truth_on_an_easy_task():
-    task = mi_tasks.correlated_gaussian(2, 1.0)
-    result = mi_benchmark.run_fixed_sample(
-        task, "infonce", "concat", num_samples=2000, hidden=(64,), max_steps=800, eval_every=100
-    )
-    assert abs(result.estimate - 1.0) < 0.3, result
-    assert result.batch_estimates.shape == (1000 // 64,)
-    assert 100 <= result.best_step <= result.steps_run <= 800
-
-
-def test_critic_choices_and_validation():
-    assert mi_benchmark.critic_kinds_for("club", ("concat", "separable")) == ("gaussian",)
-    assert mi_benchmark.critic_kinds_for("smile", ("separable",)) == ("separable",)
-    with pytest.raises(ValueError, match="`kind`"):
-        mi_benchmark.make_critic("bilinear", (8,))
-    with pytest.raises(ValueError, match="`hidden`"):
-        mi_benchmark.make_critic("concat", ())
+def test_staircase_validation():
     with pytest.raises(ValueError, match="`tasks`"):
         mi_benchmark.staircase_program(
             [mi_tasks.correlated_gaussian(2, 1.0), mi_tasks.correlated_gaussian(3, 1.0)],
             "infonce",
-            mi_benchmark.make_critic("concat", (8,)),
+            estimate.make_critic("concat", (8,)),
         )
-    with pytest.raises(ValueError, match="`estimator`"):
-        mi_benchmark.run_fixed_sample(mi_tasks.correlated_gaussian(2, 1.0), "mi", "concat")
-
-
-def test_main_writes_results_json_and_png(tmp_path, capsys):
-    out = tmp_path / "bench"
-    argv = (
-        "--quick --dims 3 --levels 1 2 --steps 20 --hidden 8 --estimators nce_club --window 10"
-        " --fixed-tasks gaussian-d2-mi1 --fixed-estimators infonce --fixed-samples 256"
-        " --fixed-max-steps 40 --eval-every 20"
-    ).split()
-    payload = mi_benchmark.main([*argv, "--out", str(out)])
-    results = json.loads((out / "results.json").read_text())
-    assert results["rows"] == json.loads(json.dumps(payload["rows"]))
-    required = {"task", "estimator", "critic", "true_mi", "estimate", "bias", "variance", "mse"}
-    required |= {"compile_seconds", "run_seconds", "mode"}
-    assert all(required <= row.keys() for row in results["rows"])
-    staircase = [row for row in results["rows"] if row["mode"] == "staircase"]
-    assert [(row["level"], row["true_mi"]) for row in staircase] == [(0, 1.0), (1, 2.0)]
-    assert [row["mode"] for row in results["rows"]].count("fixed_sample") == 1
-    assert results["pngs"] == ["staircase-gaussian.png"]
-    assert (out / "staircase-gaussian.png").stat().st_size > 0
-    assert np.load(out / "histories.npz")["gaussian-d3.nce_club.concat"].shape == (1, 2, 20)
-    assert "nce_club/concat" in capsys.readouterr().out  # the side-by-side estimates table
+    tasks = mi_tasks.staircase(2, levels=(1.0,))
+    critic = estimate.make_critic("concat", (8,))
+    with pytest.raises(ValueError, match="unknown bound"):
+        mi_benchmark.staircase_program(tasks, "mi", critic)
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        mi_benchmark.staircase_program(tasks, "infonce", critic, learning_rate=-1)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        mi_benchmark.staircase_program(tasks, "infonce", critic, batch_size=1)

@@ -33,6 +33,7 @@ TASK_NAMES = [
     "cubic-d5-mi2.0",
     "mvn_sparse-dx3-dy4-pairs2-mi1.0",
     "mvn_dense-dx3-dy2-within0.5-mi1.5",
+    "mvn_equicorr-dx3-dy2-corr0.5",
     "student_t-df3.0-gaussian-d5-mi1.0",
     "student_t-df1.0-mvn_dense-dx2-dy3-within0.3-mi0.5",
     "gaussian-d4-mi2.0+x=asinh+y=half_cube",
@@ -362,6 +363,7 @@ def test_name_formats_and_canonical_forms():
         "cubic",
         "mvn_sparse",
         "mvn_dense",
+        "mvn_equicorr",
         "student_t",
         "transformed",
     }
@@ -434,3 +436,18 @@ def test_explicit_covariance_task_names_carry_a_digest():
 def test_bad_arguments_raise(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_equicorrelated_normal_matches_closed_form_and_covariance():
+    """MI of the all-pairs-correlated normal: the closed form, and NumPy's log-dets."""
+    task = mi_tasks.equicorrelated_normal(5, 5, 0.5)
+    log_det = lambda n, a: (n - 1) * np.log(1 - a) + np.log(1 + (n - 1) * a)
+    closed_form = 0.5 * (2 * log_det(5, 0.5) - log_det(10, 0.5))
+    assert task.true_mi == pytest.approx(closed_form, rel=1e-12)
+    assert task.true_mi == pytest.approx(0.5928, abs=1e-4)
+    covariance = np.asarray(task.covariance)
+    assert np.allclose(covariance[np.triu_indices(10, 1)], 0.5) and np.allclose(
+        np.diag(covariance), 1
+    )
+    with pytest.raises(ValueError, match="`correlation`"):
+        mi_tasks.equicorrelated_normal(2, 2, 1.0)

@@ -17,6 +17,7 @@ Families and their names (floats are written positionally, shortest round-trip f
   cubic-d{dim}-mi{mi}                          cubic_gaussian(dim, mi)
   mvn_sparse-dx{x_dim}-dy{y_dim}-pairs{k}-mi{mi}   sparse_normal(x_dim, y_dim, mi, num_pairs=k)
   mvn_dense-dx{x_dim}-dy{y_dim}-within{a}-mi{mi}   dense_normal(x_dim, y_dim, mi, a)
+  mvn_equicorr-dx{x_dim}-dy{y_dim}-corr{a}         equicorrelated_normal(x_dim, y_dim, a)
   student_t-df{df}-{gaussian name}             student_t(gaussian task, df)
   {name}+x={map}+y={map}                       transformed(task, x_map=..., y_map=...)
 
@@ -58,6 +59,7 @@ __all__ = [
     "correlated_gaussian",
     "cubic_gaussian",
     "dense_normal",
+    "equicorrelated_normal",
     "lautum_information",
     "make_task",
     "mi_from_rho",
@@ -536,6 +538,32 @@ def dense_normal(
     )
 
 
+def equicorrelated_normal(
+    x_dim: int, y_dim: int, correlation: float = 0.5
+) -> MultivariateNormalTask:
+    """Standard normals with one correlation ``a`` between *every* two of the
+    ``x_dim + y_dim`` coordinates: ``S = (1 - a) I + a 1 1^T`` (Czyż et al. 2023's "dense"
+    multinormal, ``a = 0.5``).
+
+    With ``det R_n = (1 - a)^(n-1) (1 + (n - 1) a)`` for the ``n x n`` block::
+
+        I = 1/2 (log det R_dx + log det R_dy - log det R_{dx+dy})
+
+    e.g. 0.593 nats for 5 + 5 and 1.292 for 25 + 25 coordinates at ``a = 0.5``.
+    Name: ``mvn_equicorr-dx{x_dim}-dy{y_dim}-corr{a}``.
+    """
+    x_dim, y_dim = _check_int(x_dim, "x_dim"), _check_int(y_dim, "y_dim")
+    correlation = _check_float(correlation, "correlation")
+    if correlation >= 1.0:
+        raise ValueError(f"`correlation` must lie in [0, 1), got {correlation}")
+    covariance = (1 - correlation) * np.eye(x_dim + y_dim) + correlation
+    return MultivariateNormalTask(
+        covariance,
+        x_dim,
+        f"mvn_equicorr-dx{x_dim}-dy{y_dim}-corr{_format_float(correlation)}",
+    )
+
+
 def _gaussian_pointwise_mi(
     task: CorrelatedGaussianTask | MultivariateNormalTask, x: Array, y: Array
 ) -> Array:
@@ -886,6 +914,7 @@ TASKS: Mapping[str, Callable[..., MITask]] = MappingProxyType(
         "cubic": cubic_gaussian,
         "mvn_sparse": sparse_normal,
         "mvn_dense": dense_normal,
+        "mvn_equicorr": equicorrelated_normal,
         "student_t": student_t,
         "transformed": transformed,
     }
@@ -905,6 +934,10 @@ _NAME_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], MITask]],
     (
         re.compile(rf"mvn_dense-dx(\d+)-dy(\d+)-within({_FLOAT})-mi({_FLOAT})"),
         lambda m: dense_normal(int(m[1]), int(m[2]), float(m[4]), float(m[3])),
+    ),
+    (
+        re.compile(rf"mvn_equicorr-dx(\d+)-dy(\d+)-corr({_FLOAT})"),
+        lambda m: equicorrelated_normal(int(m[1]), int(m[2]), float(m[3])),
     ),
     (
         re.compile(rf"student_t-df({_FLOAT})-(.+)"),
@@ -928,6 +961,7 @@ def _task_from_base_name(name: str) -> MITask:
         f"gaussian-d{{dim}}-mi{{mi}}, cubic-d{{dim}}-mi{{mi}}, "
         f"mvn_sparse-dx{{x}}-dy{{y}}-pairs{{k}}-mi{{mi}}, "
         f"mvn_dense-dx{{x}}-dy{{y}}-within{{a}}-mi{{mi}}, "
+        f"mvn_equicorr-dx{{x}}-dy{{y}}-corr{{a}}, "
         f"student_t-df{{df}}-{{gaussian name}}, optionally followed by "
         f"+x={{map}} / +y={{map}}"
     )
