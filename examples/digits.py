@@ -1,10 +1,11 @@
-"""FactorCL vs SimCLR/SupCon on a real dataset that works offline: two-view 8x8 digits.
+"""FactorCL vs SimCLR/SupCon/CoMM/InfMasking on a real dataset that works offline: two-view digits.
 
 Each digit image is cut into a top and a bottom strip (overlapping in two rows) with
 independent pixel noise (``factorcl_jax.data.two_view_digits``): part of what identifies the
 digit is shared by both views, part is only in one. For every method and seed the script
 trains MLP encoders on the training split, freezes them and reports the test accuracy of a
-linear probe (logistic regression) on the concatenated representations — the paper's protocol.
+linear probe (logistic regression) on the concatenated representations — the paper's protocol
+(for CoMM and InfMasking, the fused representation of both views).
 Probes on the raw pixels of each view and of both views are shown for reference.
 
 What it shows (default preset, 3 seeds, 2 shared CPU cores; test accuracy %, mean ± std):
@@ -37,7 +38,7 @@ from factorcl_jax import augment, evaluation, probe, train
 from factorcl_jax.data.two_view_digits import load_two_view_digits
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
-METHODS = ("SimCLR", "FactorCL-SSL", "SupCon", "FactorCL-SUP")
+METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-SUP")
 RAW = {"raw pixels x1": ("x1",), "raw pixels x2": ("x2",), "raw pixels [x1; x2]": ("x1", "x2")}
 
 

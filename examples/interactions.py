@@ -54,7 +54,7 @@ class Settings:
     """One run's hyperparameters, shared by every method (``--quick`` shrinks them)."""
 
     seeds: int = 3
-    num_samples: int = 8000
+    num_samples: int = 6000
     epochs: int = 8
     batch_size: int = 128
     encoder_hidden: int = 128
