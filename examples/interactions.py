@@ -17,7 +17,28 @@ probed on all three labels. Supervised ones (SupCon, FactorCL-SUP) train once pe
 label kind, on that label. Probes on the raw inputs are sanity rows: the synergistic label must
 be at chance for them.
 
-What it shows: see the README ("Redundancy, uniqueness and synergy") for the latest table.
+What it shows (default preset: 6000 samples, 8 epochs, 3 seeds; 2 CPU cores shared with
+other jobs, 17.6 min wall for the whole script; test accuracy %, mean ± std over seeds):
+
+=============  =========  ==========  ==========  ===========
+method         trained    redundant   unique      synergistic
+=============  =========  ==========  ==========  ===========
+SimCLR         once/seed  96.4 ± 0.5  78.6 ± 2.7  48.5 ± 1.8
+FactorCL-SSL   once/seed  96.5 ± 0.5  95.3 ± 0.4  49.5 ± 2.5
+CoMM           once/seed  95.5 ± 0.4  86.8 ± 2.9  49.4 ± 2.0
+InfMasking     once/seed  92.7 ± 0.2  84.4 ± 7.5  49.6 ± 2.7
+SupCon         per kind   98.5 ± 0.2  96.9 ± 0.6  48.8 ± 1.3
+FactorCL-SUP   per kind   98.9 ± 0.5  97.6 ± 0.4  48.8 ± 0.4
+raw [x1; x2]   -          99.8 ± 0.1  99.6 ± 0.3  49.8 ± 1.5
+=============  =========  ==========  ==========  ===========
+
+FactorCL's advantage on the *unique* label reproduces without labels: FactorCL-SSL beats
+SimCLR by 16.6 points (on every seed) and CoMM (86.8) and InfMasking (84.4, one seed at 74)
+by 8-11; with labels FactorCL-SUP and SupCon both keep it (97.6 vs 96.9). The successors'
+claimed advantage on the *synergistic* label does not reproduce here: every method, fused or
+not, stays at chance (48.5-49.6, seeds' std 2-3 points), as the raw inputs do. The
+per-modality representations cannot hold the XOR linearly by construction; the fused ones
+could but do not, under this budget and this (linear) probe.
 
 Usage: python examples/interactions.py [--out DIR] [--quick] [--seeds N] [--epochs E]
            [--methods A,B] [--representation factorized|encoders]
@@ -218,7 +239,13 @@ def findings(results: dict, methods: tuple[str, ...]) -> list[str]:
     lines = []
     for kind in LABEL_KINDS:
         ranked = sorted(methods, key=lambda m: -results[m][kind]["mean"])
-        lines.append(f"{kind}: best {score(ranked[0], kind)}; then {score(ranked[1], kind)}")
+        line = f"{kind}: best {score(ranked[0], kind)}"
+        if len(ranked) > 1:
+            line += f"; then {score(ranked[1], kind)}"
+        best = results[ranked[0]][kind]
+        if best["mean"] - 0.5 < max(2 * best["std"], 0.02):
+            line += " (no method distinguishable from chance, 50%)"
+        lines.append(line)
     pairs = [
         ("unique", "FactorCL-SSL", "SimCLR"),
         ("unique", "FactorCL-SUP", "SupCon"),

@@ -315,7 +315,8 @@ class Views(NamedTuple):
     """What the terms read for one batch.
 
     Attributes:
-      representations: ``{name: [n, E]}`` of the original inputs.
+      representations: ``{name: [n, E]}`` of the original inputs; for a fused method its
+        fused views ``{name: [draws * n, E]}``.
       augmented: ``{name: [n, E]}`` of the augmented inputs (SSL), or ``None``.
       target_onehot: ``[n, C]`` one-hot labels (SUP), or ``None``.
       labels: ``[n]`` integer labels of the rows (SUP), or ``None``.
