@@ -1,10 +1,11 @@
-"""FactorCL vs SimCLR/SupCon on a real dataset that works offline: two-view 8x8 digits.
+"""FactorCL vs SimCLR/SupCon/CoMM/InfMasking on a real dataset that works offline: two-view digits.
 
 Each digit image is cut into a top and a bottom strip (overlapping in two rows) with
 independent pixel noise (``factorcl_jax.data.two_view_digits``): part of what identifies the
 digit is shared by both views, part is only in one. For every method and seed the script
 trains MLP encoders on the training split, freezes them and reports the test accuracy of a
-linear probe (logistic regression) on the concatenated representations — the paper's protocol.
+linear probe (logistic regression) on the concatenated representations — the paper's protocol
+(for CoMM and InfMasking, the fused representation of both views).
 Probes on the raw pixels of each view and of both views are shown for reference.
 
 What it shows (default preset, 3 seeds, 2 shared CPU cores; test accuracy %, mean ± std):
@@ -16,6 +17,13 @@ With labels, SupCon is best here (it pulls same-digit samples together directly,
 what the label needs) and FactorCL-SUP is about a point behind. With 450 test images and
 3 seeds, one-point differences are within noise; no method was tuned (same networks,
 optimizer and epochs for all). FactorCL's six critics make it about 6 times slower to train.
+
+FactorCL's successors, which probe one fused representation of both views (64-d, CoMM and
+InfMasking of ``factorcl_jax.fusion``): CoMM 94.6 ± 0.6, InfMasking 93.0 ± 0.9. Without
+labels CoMM is level with FactorCL-SSL (0.3 points apart, within noise) and ahead of SimCLR;
+InfMasking's masked views do not help here (1.6 points below CoMM on average) and it trains
+about 2.9 times slower than CoMM (measured side by side). The rows were run with
+``--methods CoMM,InfMasking``; the raw-pixel rows of that run equal those above.
 
 Usage: python examples/digits.py [--out DIR] [--quick] [--seeds N] [--epochs E] [--methods A,B]
            [--representation factorized|encoders]
@@ -37,7 +45,7 @@ from factorcl_jax import augment, evaluation, probe, train
 from factorcl_jax.data.two_view_digits import load_two_view_digits
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
-METHODS = ("SimCLR", "FactorCL-SSL", "SupCon", "FactorCL-SUP")
+METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-SUP")
 RAW = {"raw pixels x1": ("x1",), "raw pixels x2": ("x2",), "raw pixels [x1; x2]": ("x1", "x2")}
 
 

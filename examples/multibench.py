@@ -1,10 +1,12 @@
 """The paper's MultiBench table: every method, linear probe on frozen representations.
 
 For one dataset (``--task``) the script trains every row of the paper's table (SimCLR,
-Cross+Self, Cross+Self+Fact, OurCL-SSL, FactorCL-SSL, SupCon, OurCL-SUP, FactorCL-SUP) on the
-training split, freezes the encoders and heads, fits a logistic-regression probe on the
-concatenated head outputs of the training split and reports its test accuracy, next to the
-paper's number.
+Cross+Self, Cross+Self+Fact, OurCL-SSL, FactorCL-SSL, SupCon, OurCL-SUP, FactorCL-SUP) and
+FactorCL's successors CoMM and InfMasking on the training split, freezes the encoders and
+heads, fits a logistic-regression probe on the concatenated head outputs (the fused
+representation for CoMM and InfMasking) of the training split and reports its test accuracy,
+next to the published number (FactorCL's paper for its rows; CoMM's and InfMasking's papers,
+self-supervised linear probe, for theirs).
 
 Data (``factorcl_jax.data.multibench``, as ``.npz``: convert each pickle once with
 ``factorcl-jax convert-multibench IN.pkl OUT.npz --trust-pickle``): the MultiBench affect data
@@ -13,7 +15,9 @@ vision/audio/text (default
 vision,text as in the reference MOSI run), or a MIMIC file for ``mimic`` (static + time
 series). Encoders: Transformers sized like MultiBench's (``d -> 2 d``: MOSI vision
 ``20 -> 40``, text ``300 -> 600``; ``--encoder gru`` for GRUs); MIMIC uses MultiBench's MLP
-``5 -> 10 -> 10`` and GRU ``12 -> 30``. SSL methods augment each modality
+``5 -> 10 -> 10`` and GRU ``12 -> 30``. CoMM and InfMasking put the same encoders under a
+``fusion.FusionModel`` (4 tokens per modality of width ``embed_dim``, one Transformer block)
+with the cosine critic at temperature 0.1. SSL methods augment each modality
 (``augment.default_augmentation``) and, on the time-aligned affect files, then drop the same
 time steps in both (``augment.aligned_time_mask``, the paper's multimodal augmentation for
 aligned data). The default preset is the paper's protocol (batch 32,
@@ -40,7 +44,7 @@ import time
 import numpy as np
 import optax
 
-from factorcl_jax import augment, critics, evaluation, models, objectives, train
+from factorcl_jax import augment, critics, evaluation, fusion, models, objectives, train
 from factorcl_jax.data import multibench
 from factorcl_jax.encoders import GRUEncoder, TransformerEncoder
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
@@ -64,6 +68,12 @@ PAPER = {  # Liang et al. 2023, MultiBench table: linear-probe accuracy (%)
     "FactorCL-SUP": (76.79, 77.34, 70.69, 63.52, 69.86),
 }
 """Rows of the paper's table; columns in the order of :data:`PAPER_COLUMNS`."""
+
+SUCCESSORS = {  # self-supervised linear probe (%), as each paper reports it; None: not reported
+    "CoMM": (66.4, None, 67.5, 63.1, 63.9),  # Dufumier et al., ICLR 2025
+    "InfMasking": (68.1, None, 69.0, 64.3, 66.8),  # Wen et al., NeurIPS 2025
+}
+"""FactorCL's successors, in the columns of :data:`PAPER_COLUMNS`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +106,9 @@ QUICK = Settings(
 )
 
 
-def paper_accuracy(method: str, task: str) -> float:
-    """The paper's linear-probe accuracy (%) of ``method`` on ``task``."""
-    return PAPER[method][list(PAPER_COLUMNS).index(task)]
+def paper_accuracy(method: str, task: str) -> float | None:
+    """The published linear-probe accuracy (%) of ``method`` on ``task`` (``None``: none)."""
+    return (PAPER | SUCCESSORS)[method][list(PAPER_COLUMNS).index(task)]
 
 
 def sequence_encoder(input_dim: int, settings: Settings):
@@ -133,16 +143,27 @@ def joint_augmentation(data: multibench.MultimodalDataset):
 def make_trainer(method: str, encoders: tuple, data: multibench.MultimodalDataset, settings):
     """A :class:`train.Trainer` for ``method`` with the given per-modality encoders."""
     method = objectives.get_method(method)
-    model = models.MultimodalModel(
-        encoders=encoders,
-        representations=dict(method.representations),
-        head_hidden=settings.head_hidden,
-        embed_dim=settings.embed_dim,
-    )
+    if method.fused_views:
+        model = fusion.FusionModel(
+            encoders,
+            width=settings.embed_dim,
+            num_heads=math.gcd(4, settings.embed_dim),
+            head_hidden=settings.head_hidden,
+            embed_dim=settings.embed_dim,
+        )
+        critic = fusion.CosineCritic(temperature=0.1)
+    else:
+        model = models.MultimodalModel(
+            encoders=encoders,
+            representations=dict(method.representations),
+            head_hidden=settings.head_hidden,
+            embed_dim=settings.embed_dim,
+        )
+        critic = critics.ConcatCritic((settings.critic_hidden, settings.critic_hidden))
     return train.Trainer(
         method=method,
         model=model,
-        critic=critics.ConcatCritic((settings.critic_hidden, settings.critic_hidden)),
+        critic=critic,
         optimizer=optax.adam(settings.learning_rate),
         club_optimizer=optax.adam(settings.learning_rate),
         num_classes=data.num_classes,
@@ -175,7 +196,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--modalities", default=None, help="two of vision,audio,text")
     parser.add_argument("--quick", action="store_true", help="smoke preset: tiny models, 1 epoch")
     parser.add_argument("--out", default=None, help="run directory (default: runs/multibench-*)")
-    parser.add_argument("--methods", default=",".join(PAPER), help="comma-separated rows")
+    parser.add_argument(
+        "--methods", default=",".join(PAPER | SUCCESSORS), help="comma-separated rows"
+    )
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
@@ -187,9 +210,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.task == "mimic" and args.modalities is not None:
         parser.error("--modalities does not apply to mimic (static + timeseries)")
     args.modalities = args.modalities or "vision,text"
-    unknown = set(args.methods.split(",")) - set(PAPER)
+    unknown = set(args.methods.split(",")) - set(PAPER | SUCCESSORS)
     if unknown:
-        parser.error(f"--methods: unknown {sorted(unknown)}; choose from {list(PAPER)}")
+        parser.error(
+            f"--methods: unknown {sorted(unknown)}; choose from {list(PAPER | SUCCESSORS)}"
+        )
     return args
 
 
@@ -247,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "model": row["method"],
             f"{column} (ours)": f"{row['accuracy']:.2f} ± {row['std']:.2f}",
-            f"{column} (paper)": f"{row['paper']:.2f}",
+            f"{column} (paper)": None if row["paper"] is None else f"{row['paper']:.2f}",
             "s / seed": row["seconds"],
         }
         for row in rows

@@ -115,10 +115,15 @@ def embed(
 ) -> dict[str, Array]:
     """Representations for evaluation.
 
+    ``model`` is a :class:`MultimodalModel` or a :class:`factorcl_jax.fusion.FusionModel`
+    (any module whose ``apply(params, inputs, masks)`` returns ``(encoded, {name: z})``).
+
     Returns:
       ``{"encoders": [n, M * encoder_dim]`` concatenated encoder outputs,
       ``"factorized": [n, R * embed_dim]`` all heads concatenated in the order of
-      ``model.representations`` (``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL)``}``.
+      ``model.representations`` (``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL)``}``. For a fused
+      model (CoMM, InfMasking) ``"factorized"`` is the ``[n, width]`` fused representation
+      before the projection head, the one its papers probe.
     """
     encoded, representations = model.apply(params, inputs, masks)
     return {

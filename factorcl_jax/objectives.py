@@ -22,27 +22,38 @@ conditioned on the *target*. The target is what ``Y`` stands for in the variant:
   ``[Z_2; Z_2']`` (the paper's equation).
 
 So SUP and SSL variants of a method are the same term list with a different switch.
+
+**Fused methods** (CoMM, InfMasking; :mod:`factorcl_jax.fusion`) have no per-modality heads:
+they declare named :class:`FusedView` s of the batch (which augmentation draw, which
+modalities, how many tokens masked at random) and their terms read those views by name, e.g.
+``Term("fused/infonce", "infonce", 0.5, "Z'", "Z''")``. The trainer computes the views a
+method declares (:attr:`Method.fused_views`). A term's bound may also be a function of the
+score matrix, such as :func:`factorcl_jax.fusion.infmasking` with its parameters bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
 
-from factorcl_jax import bounds
+from factorcl_jax import bounds, fusion
 
 __all__ = [
     "METHODS",
     "TARGET",
+    "FusedView",
     "Method",
     "Term",
     "Views",
+    "comm_method",
     "evaluate",
     "get_method",
+    "infmasking_method",
     "term_inputs",
 ]
 
@@ -56,19 +67,69 @@ class Term(NamedTuple):
     Attributes:
       name: unique name, also the key of the term's critic parameters.
       bound: ``"infonce"`` (critic trained with the main parameters), ``"nce_club"`` (critic
-        trained separately by InfoNCE, held fixed in the main step) or ``"supcon"``.
+        trained separately by InfoNCE, held fixed in the main step) or ``"supcon"``; or a
+        function ``scores [n, m] -> value`` whose critic trains with the main parameters
+        (e.g. ``functools.partial(fusion.infmasking, draws=6)``).
       weight: multiplies the value in the objective (negative for minimised upper bounds).
-      left: representation name of the rows.
-      right: representation name of the columns, or :data:`TARGET`.
+      left: representation (or fused view) name of the rows.
+      right: representation (or fused view) name of the columns, or :data:`TARGET`.
       conditioned: concatenate the target to both sides (conditional MI).
     """
 
     name: str
-    bound: str
+    bound: str | Callable[[Array], Array]
     weight: float
     left: str
     right: str
     conditioned: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedView:
+    """One fused representation of the batch, read by name by the terms of a fused method.
+
+    The view of ``n`` rows is ``[draws * n, E]``: the projected fused representation
+    (:class:`factorcl_jax.fusion.FusionModel`) of every sample, ``draws`` times when tokens are
+    masked at random, with draw ``t`` of sample ``i`` at row ``t * n + i``.
+
+    Attributes:
+      augmentation: which independent draw of the trainer's augmentations (of both
+        modalities) is fused: ``0`` is ``t'(X)``, ``1`` is ``t''(X)``; ``None`` fuses the
+        batch as is.
+      modalities: the (0-based) modalities the fusion sees; the others are masked out
+        (excluded from attention). ``None``: all.
+      mask_ratio: fraction of every seen modality's tokens replaced by the mask token, at
+        random per sample and draw (InfMasking); 0 masks none.
+      draws: independent random maskings (> 1 only with a ``mask_ratio``).
+    """
+
+    augmentation: int | None = 0
+    modalities: tuple[int, ...] | None = None
+    mask_ratio: float = 0.0
+    draws: int = 1
+
+    def __post_init__(self) -> None:
+        if self.augmentation is not None and (
+            not isinstance(self.augmentation, int) or self.augmentation < 0
+        ):
+            raise ValueError(
+                f"`augmentation` must be an int >= 0 or None, got {self.augmentation!r}"
+            )
+        if self.modalities is not None and (
+            not isinstance(self.modalities, tuple)
+            or not self.modalities
+            or any(not isinstance(m, int) or m < 0 for m in self.modalities)
+        ):
+            raise ValueError(
+                f"`modalities` must be None or a non-empty tuple of ints >= 0, "
+                f"got {self.modalities!r}"
+            )
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"`mask_ratio` must be in [0, 1), got {self.mask_ratio!r}")
+        if not isinstance(self.draws, int) or self.draws < 1:
+            raise ValueError(f"`draws` must be an int >= 1, got {self.draws!r}")
+        if self.draws > 1 and self.mask_ratio == 0:
+            raise ValueError(f"`draws` = {self.draws} without a `mask_ratio` repeats one view")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,15 +138,35 @@ class Method:
 
     Attributes:
       name: as in the paper's table, e.g. ``"FactorCL-SSL"``.
-      representations: ``{head name: modality index}``.
+      representations: ``{head name: modality index}`` (``{}`` for a fused method).
       terms: the weighted terms whose sum is maximised.
       supervised: the target is the label (SUP) rather than augmentations (SSL).
+      fused_views: ``{name: FusedView}`` the terms read instead of per-modality heads
+        (CoMM, InfMasking); ``{}`` for every other method.
     """
 
     name: str
     representations: Mapping[str, int]
     terms: tuple[Term, ...]
     supervised: bool
+    fused_views: Mapping[str, FusedView] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.fused_views:
+            return
+        if self.representations:
+            raise ValueError(
+                f"{self.name}: a fused method reads its views, not heads; got representations "
+                f"{dict(self.representations)}"
+            )
+        for term in self.terms:
+            unknown = [side for side in (term.left, term.right) if side not in self.fused_views]
+            if unknown or term.conditioned:
+                raise ValueError(
+                    f"{self.name}: term {term.name!r} must read declared fused views "
+                    f"{list(self.fused_views)} without conditioning, got left={term.left!r}, "
+                    f"right={term.right!r}, conditioned={term.conditioned}"
+                )
 
     @property
     def club_terms(self) -> tuple[Term, ...]:
@@ -95,8 +176,10 @@ class Method:
     @property
     def uses_augmentation(self) -> bool:
         """Whether the objective needs the augmented views."""
-        return not self.supervised and any(
-            term.right == TARGET or term.conditioned for term in self.terms
+        fused = any(view.augmentation is not None for view in self.fused_views.values())
+        return fused or (
+            not self.supervised
+            and any(term.right == TARGET or term.conditioned for term in self.terms)
         )
 
 
@@ -113,6 +196,62 @@ def _factorcl_terms(s1: str, s2: str, u1: str, u2: str) -> tuple[Term, ...]:
 
 FACTORIZED = {"S1": 0, "S2": 1, "U1": 0, "U2": 1}
 UNFACTORIZED = {"Z1": 0, "Z2": 1}
+
+
+def _comm_views_and_terms(
+    num_modalities: int,
+) -> tuple[dict[str, FusedView], tuple[Term, ...]]:
+    """CoMM's ``I(Z'; Z'') + sum_i I(Z_i; Z')``, each term symmetrised over the augmentations."""
+    views = {"Z'": FusedView(0), "Z''": FusedView(1)}
+    terms = [
+        Term("fused/infonce", "infonce", 0.5, "Z'", "Z''"),
+        Term("fused/infonce_swapped", "infonce", 0.5, "Z''", "Z'"),
+    ]
+    for m in range(num_modalities):
+        views[f"Z'_{m + 1}"] = FusedView(0, (m,))
+        views[f"Z''_{m + 1}"] = FusedView(1, (m,))
+        terms += [
+            Term(f"modality{m + 1}/infonce", "infonce", 0.5, f"Z'_{m + 1}", "Z''"),
+            Term(f"modality{m + 1}/infonce_swapped", "infonce", 0.5, f"Z''_{m + 1}", "Z'"),
+        ]
+    return views, tuple(terms)
+
+
+def comm_method(num_modalities: int = 2, name: str = "CoMM") -> Method:
+    r"""CoMM (Dufumier et al., ICLR 2025): maximises
+    ``I(Z'; Z'') + sum_i I(Z_i; Z')`` over fused views.
+
+    ``Z'``, ``Z''`` fuse two augmentations of the batch; ``Z'_i`` (``Z''_i``) fuses the first
+    (second) augmentation with every modality but ``i`` (1-based) masked out. Every ``I`` is
+    InfoNCE, symmetrised: ``(I(Z'; Z'') + I(Z''; Z')) / 2`` and
+    ``(I(Z'_i; Z'') + I(Z''_i; Z')) / 2``. See :mod:`factorcl_jax.fusion` for the choices made.
+    """
+    views, terms = _comm_views_and_terms(num_modalities)
+    return Method(name, {}, terms, supervised=False, fused_views=views)
+
+
+def infmasking_method(
+    num_modalities: int = 2,
+    *,
+    mask_ratio: float = 0.7,
+    draws: int = 6,
+    variance_scale: float = 1.0,
+    name: str = "InfMasking",
+) -> Method:
+    r"""InfMasking (Wen et al., NeurIPS 2025): CoMM's terms plus ``Z'`` (``Z''``) aligned with
+    ``draws`` fused views of the same augmentation whose modalities each have ``mask_ratio``
+    of their tokens masked at random per sample, by :func:`factorcl_jax.fusion.infmasking`
+    (``lambda = variance_scale``). The defaults are its code's synthetic-data settings.
+    """
+    views, terms = _comm_views_and_terms(num_modalities)
+    bound = functools.partial(fusion.infmasking, draws=draws, variance_scale=variance_scale)
+    views["Z'_masked"] = FusedView(0, mask_ratio=mask_ratio, draws=draws)
+    views["Z''_masked"] = FusedView(1, mask_ratio=mask_ratio, draws=draws)
+    terms += (
+        Term("masked/infmasking", bound, 1.0, "Z'", "Z'_masked"),
+        Term("masked/infmasking_swapped", bound, 1.0, "Z''", "Z''_masked"),
+    )
+    return Method(name, {}, terms, supervised=False, fused_views=views)
 
 
 def _methods() -> dict[str, Method]:
@@ -155,12 +294,14 @@ def _methods() -> dict[str, Method]:
         Method(
             "FactorCL-SUP", FACTORIZED, _factorcl_terms("S1", "S2", "U1", "U2"), supervised=True
         ),
+        comm_method(),
+        infmasking_method(),
     ]
     return {method.name: method for method in methods}
 
 
 METHODS: dict[str, Method] = _methods()
-"""Every row of the paper's MultiBench table, by name."""
+"""Every row of the paper's MultiBench table, then its successors CoMM and InfMasking."""
 
 
 def get_method(name: str) -> Method:
@@ -174,7 +315,8 @@ class Views(NamedTuple):
     """What the terms read for one batch.
 
     Attributes:
-      representations: ``{name: [n, E]}`` of the original inputs.
+      representations: ``{name: [n, E]}`` of the original inputs; for a fused method its
+        fused views ``{name: [draws * n, E]}``.
       augmented: ``{name: [n, E]}`` of the augmented inputs (SSL), or ``None``.
       target_onehot: ``[n, C]`` one-hot labels (SUP), or ``None``.
       labels: ``[n]`` integer labels of the rows (SUP), or ``None``.
@@ -239,6 +381,8 @@ def evaluate(method: Method, views: Views, score: ScoreFn) -> tuple[Array, dict[
                 raise ValueError(f"term {term.name!r} needs labels")
             columns = views.labels if views.column_labels is None else views.column_labels
             values[term.name] = bounds.supcon(scores, views.labels, columns)
+        elif callable(term.bound):
+            values[term.name] = term.bound(scores)
         else:
             values[term.name] = getattr(bounds, term.bound)(scores)
     objective = sum(term.weight * values[term.name] for term in method.terms)

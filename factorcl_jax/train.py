@@ -46,7 +46,7 @@ import optax
 from jax import Array
 from tqdm.auto import tqdm
 
-from factorcl_jax import bounds, critics, models, objectives, validation
+from factorcl_jax import bounds, critics, fusion, models, objectives, validation
 from factorcl_jax.objectives import Method, Views
 
 __all__ = [
@@ -113,7 +113,8 @@ class Trainer:
 
     Attributes:
       method: the objective (:data:`factorcl_jax.objectives.METHODS`).
-      model: encoders and heads; its ``representations`` must be the method's.
+      model: encoders and heads; its ``representations`` must be the method's (a
+        :class:`fusion.FusionModel` for a fused method).
       critic: the critic module used for every term (e.g. ``ConcatCritic((512, 512))``).
       optimizer: optax transformation of the main parameters.
       club_optimizer: optax transformation of the CLUB critics.
@@ -127,7 +128,7 @@ class Trainer:
     """
 
     method: Method
-    model: models.MultimodalModel
+    model: models.MultimodalModel | fusion.FusionModel
     critic: nn.Module
     optimizer: optax.GradientTransformation
     club_optimizer: optax.GradientTransformation
@@ -142,6 +143,11 @@ class Trainer:
             raise ValueError(
                 f"model representations {dict(self.model.representations)} do "
                 f"not match {self.method.name}'s {dict(self.method.representations)}"
+            )
+        if self.method.fused_views and not isinstance(self.model, fusion.FusionModel):
+            raise ValueError(
+                f"{self.method.name} reads fused views: its model must be a "
+                f"fusion.FusionModel, got {type(self.model).__name__}"
             )
         if self.method.uses_augmentation and self.augmentations is None:
             raise ValueError(f"{self.method.name} needs `augmentations` (one per modality)")
@@ -160,15 +166,19 @@ class Trainer:
     ) -> Views:
         """Representations of the batch (and of its augmented views / one-hot labels).
 
+        For a fused method the representations are its fused views (:meth:`fused_views`).
         Under ``axis_name`` the augmented views of this device's rows are drawn as if the
         global batch were augmented at once (see :func:`_augment_global_batch`).
         """
         inputs, masks = _inputs(batch)
-        _, representations = self.model.apply(model_params, inputs, masks)
         augmented = None
-        if self.method.uses_augmentation:
-            augmented_inputs = self.augment(batch, key, axis_name)
-            _, augmented = self.model.apply(model_params, augmented_inputs, masks)
+        if self.method.fused_views:
+            representations = self.fused_views(model_params, batch, key, axis_name)
+        else:
+            _, representations = self.model.apply(model_params, inputs, masks)
+            if self.method.uses_augmentation:
+                augmented_inputs = self.augment(batch, key, axis_name)
+                _, augmented = self.model.apply(model_params, augmented_inputs, masks)
         labels = batch.get("y")
         onehot = column_labels = None
         if self.method.supervised:
@@ -177,6 +187,38 @@ class Trainer:
             onehot = jax.nn.one_hot(labels, self.num_classes)
             column_labels = global_columns(labels, axis_name)
         return Views(representations, augmented, onehot, labels, column_labels)
+
+    def fused_views(
+        self, model_params: Any, batch: Batch, key: Array, axis_name: str | None = None
+    ) -> dict[str, Array]:
+        """``{name: [draws * n, E]}``: every fused view the method declares.
+
+        Augmentation draw ``a`` is :meth:`augment` with key ``fold_in(k1, a)``; the random token
+        masks of the ``k``-th declared view come from uniform noise with key ``fold_in(k2, k)``
+        (``k1, k2 = split(key)``). Under ``axis_name`` both are drawn for the global batch, so
+        every row gets the draws it gets on one device.
+        """
+        inputs, masks = _inputs(batch)
+        views = self.method.fused_views
+        augment_key, mask_key = jax.random.split(key)
+        drawn = {None: inputs}
+        for augmentation in {view.augmentation for view in views.values()} - {None}:
+            drawn[augmentation] = self.augment(
+                batch, jax.random.fold_in(augment_key, augmentation), axis_name
+            )
+        rows = jnp.zeros((inputs[0].shape[0], 0))  # only its row count is read
+        noise = {
+            name: _augment_global_batch(
+                _uniform_noise((view.draws, self.model.num_tokens)),
+                jax.random.fold_in(mask_key, index),
+                (rows,),
+                None,
+                axis_name,
+            )
+            for index, (name, view) in enumerate(views.items())
+            if view.mask_ratio > 0
+        }
+        return fusion.view_representations(self.model, model_params, drawn, masks, views, noise)
 
     def augment(
         self, batch: Batch, key: Array, axis_name: str | None = None
@@ -441,6 +483,16 @@ def _augment_global_batch(
     return jax.tree.map(local, augmented)
 
 
+def _uniform_noise(shape: tuple[int, ...]) -> Callable[..., Array]:
+    """``(key, x, *, mask=None) -> [n, *shape]`` uniform noise, one row per row of ``x``: random
+    draws shaped like an augmentation, so :func:`_augment_global_batch` can draw them."""
+
+    def draw(key: Array, x: Array, *, mask: Array | None = None) -> Array:
+        return jax.random.uniform(key, (x.shape[0], *shape))
+
+    return draw
+
+
 def _device_copy(params: Any, axis_name: str | None) -> Any:
     """``params`` as this device's own copy, so their gradient is this device's partial sum.
 
@@ -652,6 +704,8 @@ def default_trainer(
     augmentations: tuple[Augmentation, Augmentation] | None = None,
     num_club_iter: int = 1,
     block_size: int | None = None,
+    temperature: float = 0.1,
+    tokens_per_modality: int = 4,
 ) -> Trainer:
     """A trainer with MLP encoders, Linear-ReLU-Linear heads and concat critics.
 
@@ -661,20 +715,37 @@ def default_trainer(
     (:func:`learning_rate_schedule`); the CLUB critics follow the same schedule, stepping it
     once per main step. ``normalize_heads`` L2-normalises the head outputs
     (:class:`models.MultimodalModel`).
+
+    A fused method (CoMM, InfMasking) gets the same encoders under a
+    :class:`fusion.FusionModel` (``tokens_per_modality`` tokens of width ``embed_dim`` per
+    modality, one Transformer block, the same head) and, as in its papers, the cosine critic
+    at ``temperature`` (:class:`fusion.CosineCritic`) instead of the concat critic.
     """
     method = objectives.get_method(method) if isinstance(method, str) else method
     encoders = tuple(models.MLPEncoder(encoder_hidden, embed_dim, encoder_layers) for _ in range(2))
-    model = models.MultimodalModel(
-        encoders,
-        dict(method.representations),
-        head_hidden=encoder_hidden,
-        embed_dim=embed_dim,
-        normalize_heads=normalize_heads,
-    )
+    if method.fused_views:
+        model = fusion.FusionModel(
+            encoders,
+            tokens_per_modality=tokens_per_modality,
+            width=embed_dim,
+            num_heads=math.gcd(4, embed_dim),  # 4 heads unless the width forbids it
+            head_hidden=encoder_hidden,
+            embed_dim=embed_dim,
+        )
+        critic = fusion.CosineCritic(temperature)
+    else:
+        model = models.MultimodalModel(
+            encoders,
+            dict(method.representations),
+            head_hidden=encoder_hidden,
+            embed_dim=embed_dim,
+            normalize_heads=normalize_heads,
+        )
+        critic = critics.ConcatCritic(hidden=(critic_hidden, critic_hidden))
     return Trainer(
         method=method,
         model=model,
-        critic=critics.ConcatCritic(hidden=(critic_hidden, critic_hidden)),
+        critic=critic,
         optimizer=optax.adam(learning_rate),
         club_optimizer=optax.adam(_per_main_step(learning_rate, num_club_iter)),
         num_classes=num_classes,

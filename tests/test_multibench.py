@@ -14,7 +14,7 @@ from multibench_fixtures import (
     write_pickle,
 )
 
-from factorcl_jax import augment
+from factorcl_jax import augment, fusion
 from factorcl_jax.data import multibench
 
 
@@ -388,3 +388,21 @@ def test_empty_feature_axis_is_refused(tmp_path):
     write_data(path, data)
     with pytest.raises(multibench.DataFormatError, match="'valid/timeseries' has an empty axis"):
         multibench.load_mimic(path)
+
+
+def test_table_runner_trains_the_fused_successors(mosi, tmp_path, capsys):
+    # The sequence encoders sit under the fusion model (InfMasking differs in its terms only).
+    runner = load_example("multibench")
+    argv = ["--data", str(mosi[0]), "--task", "mosi", "--quick", "--out", str(tmp_path)]
+    results = runner.main([*argv, "--methods", "CoMM"])
+    (row,) = results["rows"]
+    assert row["method"] == "CoMM" and row["paper"] == 67.5
+    assert 0 <= row["accuracy"] <= 100 and row["seconds"] > 0
+    assert "CoMM" in capsys.readouterr().out
+    assert runner.paper_accuracy("InfMasking", "mosi") == 69.0
+    assert runner.paper_accuracy("CoMM", "mosei") is None  # not reported: a "-" in the table
+    affect = multibench.load_affect(mosi[0], "mosi")
+    encoders = runner.make_encoders(affect, runner.QUICK)
+    trainer = runner.make_trainer("InfMasking", encoders, affect, runner.QUICK)
+    assert isinstance(trainer.model, fusion.FusionModel)
+    assert trainer.joint_augmentation is augment.aligned_time_mask

@@ -117,6 +117,8 @@ def test_every_table_row_is_defined_with_the_right_structure():
         "SupCon",
         "OurCL-SUP",
         "FactorCL-SUP",
+        "CoMM",
+        "InfMasking",
     ]
     assert set(METHODS["FactorCL-SUP"].representations) == {"S1", "S2", "U1", "U2"}
     assert set(METHODS["OurCL-SUP"].representations) == {"Z1", "Z2"}
@@ -126,6 +128,10 @@ def test_every_table_row_is_defined_with_the_right_structure():
     assert len(METHODS["FactorCL-SSL"].club_terms) == 2
     assert not METHODS["SupCon"].uses_augmentation
     assert METHODS["FactorCL-SSL"].uses_augmentation
+    for fused in ("CoMM", "InfMasking"):
+        assert METHODS[fused].uses_augmentation and not METHODS[fused].supervised
+        assert METHODS[fused].representations == {} and METHODS[fused].club_terms == ()
+    assert len(METHODS["CoMM"].terms) == 6 and len(METHODS["InfMasking"].terms) == 8
 
 
 def test_supcon_term_uses_label_positives():

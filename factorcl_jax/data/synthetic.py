@@ -18,6 +18,13 @@ Liang et al. 2023, "Factorized Contrastive Learning" (Sec. 4.1, synthetic experi
 The paper's reference setting is ``feature_dims = label_dims = {"12": 10, "1": 6, "2": 6}``,
 30000 samples, ``input_dim = 100`` and an 80/20 train/test split (``train_test_split``).
 
+**Interaction labels.** :func:`interaction_labels` reads three other labels off the same
+latents, one per kind of multimodal interaction (redundancy, uniqueness, synergy):
+``"redundant"`` from the shared block (either modality determines it), ``"unique"`` from
+modality 1's unique block (only modality 1 does), and ``"synergistic"``, the XOR of the signs
+of the first coordinates of the two unique blocks: neither modality alone says anything about
+it, and no linear function of both does either.
+
 Randomness comes from ``numpy.random.SeedSequence(seed)``, spawned into one stream for the
 projection matrices and one for the samples: the same seed always gives the same data, and the
 matrices ``W_i`` do not depend on ``num_samples``. Generation is vectorised (one Gaussian draw
@@ -43,9 +50,11 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_FEATURE_DIMS",
+    "LABEL_KINDS",
     "LATENT_VARIANCE",
     "SyntheticData",
     "block_order",
+    "interaction_labels",
     "make_synthetic",
     "train_test_split",
 ]
@@ -55,6 +64,9 @@ LATENT_VARIANCE = 0.5
 
 DEFAULT_FEATURE_DIMS: Mapping[str, int] = {"12": 10, "1": 6, "2": 6}
 """The paper's block sizes: 10 shared coordinates, 6 unique to each modality."""
+
+LABEL_KINDS: tuple[str, ...] = ("redundant", "unique", "synergistic")
+"""The kinds of label :func:`interaction_labels` reads off the latents."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -288,3 +300,46 @@ def train_test_split(
         )
     order = np.random.default_rng(seed).permutation(len(data))
     return data.take(order[num_test:]), data.take(order[:num_test])
+
+
+def interaction_labels(data: SyntheticData, kind: str) -> np.ndarray:
+    """A label of one kind of multimodal interaction, from the latents of ``data``.
+
+    * ``"redundant"``: ``1[mean(z_12) >= 0]``, shared by both modalities;
+    * ``"unique"``: ``1[mean(z_1) >= 0]``, only in modality 1;
+    * ``"synergistic"``: ``1[z_1[:, 0] >= 0] XOR 1[z_2[:, 0] >= 0]``: independent of each
+      modality alone (the other sign is a fair coin), and, as XOR is not linear, a linear
+      probe on the raw ``[x_1; x_2]`` is at chance too.
+
+    Every coordinate is a symmetric Gaussian, so each label is balanced (half ones).
+
+    Args:
+      data: two-modality data with blocks ``"12"``, ``"1"`` and ``"2"`` of at least one
+        coordinate each (the default ``feature_dims``).
+      kind: one of :data:`LABEL_KINDS`.
+
+    Returns:
+      int32 labels ``[N]`` in ``{0, 1}``.
+
+    Example:
+      >>> data = make_synthetic(2000, seed=0)
+      >>> [round(float(interaction_labels(data, kind).mean()), 1) for kind in LABEL_KINDS]
+      [0.5, 0.5, 0.5]
+    """
+    if not isinstance(data, SyntheticData):
+        raise TypeError(f"`data` must be a SyntheticData, got {type(data).__name__}")
+    if kind not in LABEL_KINDS:
+        raise ValueError(f"`kind` must be one of {LABEL_KINDS}, got {kind!r}")
+    missing = [b for b in ("12", "1", "2") if data.latents.get(b, np.empty((0, 0))).shape[1] < 1]
+    if missing:
+        raise ValueError(
+            f"interaction labels need latent blocks '12', '1' and '2' with at least one "
+            f"coordinate each; `data` lacks {missing} (feature_dims {data.feature_dims})"
+        )
+    if kind == "redundant":
+        label = data.latents["12"].mean(axis=1) >= 0
+    elif kind == "unique":
+        label = data.latents["1"].mean(axis=1) >= 0
+    else:
+        label = (data.latents["1"][:, 0] >= 0) != (data.latents["2"][:, 0] >= 0)
+    return label.astype(np.int32)
