@@ -26,8 +26,16 @@ import jax.numpy as jnp
 from jax import Array
 
 from factorcl_jax.layers import MLP
+from factorcl_jax.tiled import tiled_bound
 
-__all__ = ["ConcatCritic", "GaussianCritic", "SeparableCritic", "pair_sums", "pairwise_scores"]
+__all__ = [
+    "ConcatCritic",
+    "GaussianCritic",
+    "SeparableCritic",
+    "pair_sums",
+    "pairwise_scores",
+    "tiled_bound",
+]
 
 
 class ConcatCritic(nn.Module):
