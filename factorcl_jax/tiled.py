@@ -51,6 +51,7 @@ __all__ = [
     "BOUND_STATISTICS",
     "STATISTICS",
     "bound_from_statistics",
+    "class_statistics",
     "row_statistics",
     "tiled_bound",
 ]
@@ -332,6 +333,42 @@ def bound_from_statistics(
         clipped = _pooled_log_mean_exp(s["clipped_negative_logsumexp"], negatives(), axis_name)
         value = jnp.mean(s["positive"]) - clipped
     return _value_with_gradient_of(value, js_objective)
+
+
+def class_statistics(
+    class_scores: Array, row_labels: Array, class_counts: Array
+) -> dict[str, Array]:
+    r"""Row statistics of scores whose columns are one-hot labels, from ``[n, C]`` scores.
+
+    When column ``j`` is the label ``y_j`` (``s_ij = c_{i, y_j}``, e.g. SUP's ``I(Z; Y)``
+    critics), the ``m`` columns repeat ``C`` distinct ones, and with ``k_c`` columns of class
+    ``c``:
+
+    .. math::
+        \text{positive}_i = c_{i, y_i}, \quad \text{sum}_i = \sum_c k_c\, c_{ic}, \quad
+        \text{logsumexp}_i = \log \sum_c k_c\, e^{c_{ic}}
+
+    Args:
+      class_scores: ``[n, C]`` scores of every row against every class.
+      row_labels: ``[n]`` integer labels; row ``i``'s positive column has label ``y_i``.
+      class_counts: ``[C]`` number of columns of each class (``m = sum_c k_c``).
+
+    Returns:
+      ``{"positive", "sum", "logsumexp": [n] float32}``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> stats = class_statistics(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.array([2, 1]))
+      >>> [float(stats[k][0]) for k in ("positive", "sum")]
+      [1.0, 2.0]
+    """
+    class_scores = class_scores.astype(jnp.float32)
+    counts = class_counts.astype(jnp.float32)
+    return {
+        "positive": jnp.take_along_axis(class_scores, row_labels[:, None], axis=1)[:, 0],
+        "sum": class_scores @ counts,
+        "logsumexp": jax.nn.logsumexp(class_scores, axis=1, b=counts[None, :]),
+    }
 
 
 # ------------------------------------------------------------------------- checks
