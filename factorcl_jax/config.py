@@ -24,7 +24,7 @@ import typing
 from typing import Any
 
 from factorcl_jax import objectives
-from factorcl_jax.train import SCHEDULES
+from factorcl_jax.train import COMPUTE_DTYPES, EXCHANGES, SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,7 +76,9 @@ class DataConfig:
 class ModelConfig:
     """Encoders ``d -> hidden x layers -> embed_dim``, heads ``-> head width -> embed_dim``
     (L2-normalised when ``normalize_heads``), concat critics with two hidden layers of
-    ``critic_hidden``."""
+    ``critic_hidden``; memory: row blocks (``block_size``), column tiles (``column_block``),
+    how devices exchange columns (``exchange``: ``all_gather`` or ``ring``) and the matmul
+    dtype (``compute_dtype``: ``float32`` or ``bfloat16``)."""
 
     encoder_hidden: int = 128
     encoder_layers: int = 2
@@ -84,6 +86,9 @@ class ModelConfig:
     critic_hidden: int = 128
     normalize_heads: bool = False
     block_size: int | None = None
+    column_block: int | None = None
+    exchange: str = "all_gather"
+    compute_dtype: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +152,15 @@ def _validate(config: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
-    if config.model.block_size is not None and config.model.block_size < 1:
-        raise ConfigError(f"model.block_size must be >= 1 or null, got {config.model.block_size}")
+    for key in ("block_size", "column_block"):
+        value = getattr(config.model, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"model.{key} must be >= 1 or null, got {value}")
+    for key, allowed in (("exchange", EXCHANGES), ("compute_dtype", COMPUTE_DTYPES)):
+        if getattr(config.model, key) not in allowed:
+            raise ConfigError(
+                f"model.{key} must be one of {allowed}, got {getattr(config.model, key)!r}"
+            )
     for key, value in (
         ("data.test_fraction", config.data.test_fraction),
         ("data.validation_fraction", config.data.validation_fraction),

@@ -50,11 +50,13 @@ from factorcl_jax import bounds, critics, models, objectives, tiled
 from factorcl_jax.objectives import Method, Views
 
 __all__ = [
+    "COMPUTE_DTYPES",
     "EXCHANGES",
     "NonFiniteLossError",
     "TrainState",
     "Trainer",
     "batches",
+    "compute_dtype_of",
     "default_trainer",
     "embed_dataset",
     "fit",
@@ -768,6 +770,9 @@ def default_trainer(
     augmentations: tuple[Augmentation, Augmentation] | None = None,
     num_club_iter: int = 1,
     block_size: int | None = None,
+    column_block: int | None = None,
+    exchange: str = "all_gather",
+    compute_dtype: str | Any = "float32",
 ) -> Trainer:
     """A trainer with MLP encoders, Linear-ReLU-Linear heads and concat critics.
 
@@ -776,25 +781,52 @@ def default_trainer(
     ``learning_rate`` is a float or an optax schedule of the main step
     (:func:`learning_rate_schedule`); the CLUB critics follow the same schedule, stepping it
     once per main step. ``normalize_heads`` L2-normalises the head outputs
-    (:class:`models.MultimodalModel`).
+    (:class:`models.MultimodalModel`). ``block_size``, ``column_block`` and ``exchange`` are
+    the :class:`Trainer`'s. ``compute_dtype`` (``"float32"`` or ``"bfloat16"``) is the dtype
+    of every matmul and pair activation; parameters, optimizer states, log-sum-exp
+    accumulations and bound values stay float32.
     """
     method = objectives.get_method(method) if isinstance(method, str) else method
-    encoders = tuple(models.MLPEncoder(encoder_hidden, embed_dim, encoder_layers) for _ in range(2))
+    dtype = compute_dtype_of(compute_dtype)
+    encoders = tuple(
+        models.MLPEncoder(encoder_hidden, embed_dim, encoder_layers, dtype=dtype) for _ in range(2)
+    )
     model = models.MultimodalModel(
         encoders,
         dict(method.representations),
         head_hidden=encoder_hidden,
         embed_dim=embed_dim,
         normalize_heads=normalize_heads,
+        dtype=dtype,
     )
     return Trainer(
         method=method,
         model=model,
-        critic=critics.ConcatCritic(hidden=(critic_hidden, critic_hidden)),
+        critic=critics.ConcatCritic(hidden=(critic_hidden, critic_hidden), dtype=dtype),
         optimizer=optax.adam(learning_rate),
         club_optimizer=optax.adam(_per_main_step(learning_rate, num_club_iter)),
         num_classes=num_classes,
         augmentations=augmentations,
         num_club_iter=num_club_iter,
         block_size=block_size,
+        column_block=column_block,
+        exchange=exchange,
     )
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+"""Names accepted by :func:`compute_dtype_of`."""
+
+
+def compute_dtype_of(name: str | Any) -> Any:
+    """The modules' ``dtype`` for a compute dtype name: ``None`` (the float32 inputs') for
+    ``"float32"``, ``jnp.bfloat16`` for ``"bfloat16"``.
+
+    Raises:
+      ValueError: any other name or dtype.
+    """
+    if name is not None and not isinstance(name, str):
+        name = jnp.dtype(name).name
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}, got {name!r}")
+    return None if name == "float32" else jnp.bfloat16
