@@ -23,10 +23,15 @@ Read top to bottom:
 
 Data parallelism is the same step with ``axis_name`` set (:mod:`factorcl_jax.parallel` maps
 it over devices): every device holds the state and ``n_local`` rows of the global batch. It
-embeds its rows, gathers the columns of every critic from all devices, so each row is scored
-against the ``n_global`` columns of the global batch (``[n_local, n_global]`` scores), and the
-losses, measurements and gradients are averaged over devices. With ``axis_name=None`` every
+embeds its rows, gathers the columns of every critic from all devices (or, with
+``exchange="ring"``, passes them around the devices), so each row is scored against the
+``n_global`` columns of the global batch (``[n_local, n_global]`` scores), and the losses,
+measurements and gradients are averaged over devices. With ``axis_name=None`` every
 collective below is skipped and the step is the single-device one.
+
+Memory: ``block_size`` scores rows in blocks; ``column_block`` (or the ring) computes every
+bound over row x column tiles without the score matrix (:mod:`factorcl_jax.tiled`); the
+modules' ``compute_dtype`` (:func:`default_trainer`) runs matmuls in bfloat16.
 """
 
 from __future__ import annotations
