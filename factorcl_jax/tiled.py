@@ -449,7 +449,7 @@ class _Plan:
 def _varying(leaf: Array) -> frozenset[str]:
     """The mapped axes ``leaf`` varies over under ``shard_map`` (empty elsewhere)."""
     aval = jax.typeof(leaf)
-    vma = getattr(aval, "vma", None)  # JAX < 0.9 names it here, later JAX under ``mat``
+    vma = getattr(aval, "vma", None)  # older JAX; newer JAX keeps it under ``mat``
     if vma is None:
         vma = getattr(getattr(aval, "mat", None), "varying", ())
     return frozenset(vma)

@@ -286,7 +286,7 @@ class Trainer:
         matrix. Either way the value is this device's share, positives at offset 0.
 
         Args:
-          bound: ``"infonce"``, ``"nce_club"``, ``"supcon"`` or another tiled bound's name.
+          bound: ``"infonce"``, ``"nce_club"`` or ``"supcon"`` (the bounds of the methods).
           critic_params: the term's critic.
           left: ``[n_local, dl]`` rows.
           right: ``[n_local, dr]`` this device's columns (every device's are scored).
