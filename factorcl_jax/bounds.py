@@ -124,9 +124,11 @@ def _pooled_log_mean_exp(row_lse: Array, count: int, axis_name: str | None) -> A
     if axis_name is not None:
         shift = jax.lax.pmax(shift, axis_name)
     total = jnp.sum(jnp.exp(row_lse - shift))
+    # The count is a float: n * (m - 1) negatives exceed int32 from a batch of 2^16 on.
+    count = float(count)
     if axis_name is not None:
         total = jax.lax.psum(total, axis_name)
-        count = count * jax.lax.psum(1, axis_name)
+        count = count * jax.lax.psum(1.0, axis_name)
     return shift + jnp.log(total) - jnp.log(count)
 
 

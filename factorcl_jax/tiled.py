@@ -302,7 +302,7 @@ def bound_from_statistics(
         raise ValueError(f"{bound} needs the row statistics {missing}")
     m = num_columns
     s = statistics
-    negatives = lambda: s["positive"].shape[0] * (m - 1)
+    negatives = lambda: float(s["positive"].shape[0] * (m - 1))  # beyond int32 at m = 2^16
     if bound == "infonce":
         return math.log(m) + jnp.mean(s["positive"] - s["logsumexp"])
     if bound == "nce_club":

@@ -589,7 +589,7 @@ def _score_statistics(positives: Array, row_sums: Array, num_columns: int) -> tu
     sum over its ``num_columns`` columns ``[n]`` (no gradient)."""
     n = positives.shape[0]
     positive = jnp.mean(positives)
-    negative = (jnp.sum(row_sums) - positive * n) / (n * num_columns - n)
+    negative = (jnp.sum(row_sums) - positive * n) / float(n * num_columns - n)  # > int32 max
     return jax.lax.stop_gradient(positive), jax.lax.stop_gradient(negative)
 
 

@@ -132,6 +132,15 @@ def test_tiled_memory_grows_linearly_not_with_the_score_matrix():
     assert large < 4 * small  # 4x the rows: at most 4x the memory (N^2 would be 16x)
 
 
+def test_counts_beyond_int32_stay_finite():
+    # A batch of 2^16 on one device has n * (m - 1) > 2^31 negatives.
+    n, m = 2**16, 2**16
+    statistics = {name: jnp.zeros((n,)) for name in tiled.STATISTICS}
+    for name in ("dv", "js_fgan", "smile"):
+        value = tiled.bound_from_statistics(name, statistics, m)
+        assert jnp.isfinite(value), name
+
+
 def test_bad_arguments_are_clear_errors():
     critic = CRITICS["concat"]
     x, y, params = make(critic)

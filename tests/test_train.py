@@ -405,3 +405,10 @@ def test_compute_dtype_and_tiles_are_validated():
         train.default_trainer("SimCLR", **TINY, exchange="allreduce")
     with pytest.raises(ValueError, match="`column_block` must be a positive int"):
         train.default_trainer("SimCLR", **TINY, column_block=0)
+
+
+def test_score_statistics_count_negatives_beyond_int32():
+    positive, negative = train._score_statistics(
+        jnp.ones((2**16,)), jnp.full((2**16,), 2.0**16), 2**16
+    )
+    np.testing.assert_allclose([positive, negative], [1.0, 1.0])
