@@ -4,15 +4,16 @@
 #   bash benchmarks/accelerator_check.sh [OUT_DIR]
 #
 # Needs `pip install -e .` and a JAX with the accelerator's plugin (e.g. jax[cuda12]); run it
-# from the repository root. It measures, each step in its own process so each one has the
+# from anywhere. It measures, each step in its own process so each one has the
 # device to itself:
 #
 #   1. the device's matmul peak in bfloat16 and in float32 (jitted [8192, 8192] products;
 #      float32 at JAX's default precision, which may use TF32 tensor cores on NVIDIA GPUs);
 #   2. benchmarks/memory.py --accelerator: the largest FactorCL-SSL (paper sizes) and SimCLR
-#      (separable critic) steps, dense / blocked / tiled, float32 and bfloat16: step time,
+#      (separable critic) steps, blocked and tiled, float32 and bfloat16: step time,
 #      model TFLOP/s, XLA's planned memory and the device's peak bytes in use;
-#   3. benchmarks/train_step.py and benchmarks/bounds.py on the accelerator.
+#   3. benchmarks/train_step.py and benchmarks/bounds.py (their --quick sizes, so they fit
+#      the time; the large-batch TFLOP/s come from step 2) on the accelerator.
 #
 # It ends with a table of achieved TFLOP/s against the measured peak of the matching dtype and
 # writes OUT_DIR/summary.json (each benchmark's own results.json sits in its folder).
@@ -40,7 +41,7 @@ step peak 45 python - "$OUT/peak.json" <<'EOF'
 import json, sys, time
 import jax, jax.numpy as jnp
 
-def peak(dtype, size=8192, repeats=10):
+def peak(dtype, size=8192, repeats=20):
     a = jax.random.normal(jax.random.key(0), (size, size), dtype)
     f = jax.jit(jnp.matmul).lower(a, a).compile()
     f(a, a).block_until_ready()
@@ -63,9 +64,9 @@ json.dump(result, open(sys.argv[1], "w"), indent=2)
 EOF
 
 # Each limit leaves the next step its time; a step cut short keeps the rows it finished.
-step memory 240 python benchmarks/memory.py --accelerator --max-run-gib 100 --out "$OUT/memory"
-step train_step 100 python benchmarks/train_step.py --out "$OUT/train_step"
-step bounds 60 python benchmarks/bounds.py --quick --out "$OUT/bounds"
+step memory 250 python benchmarks/memory.py --accelerator --max-run-gib 100 --out "$OUT/memory"
+step train_step 80 python benchmarks/train_step.py --quick --repeats 5 --out "$OUT/train_step"
+step bounds 50 python benchmarks/bounds.py --quick --repeats 5 --out "$OUT/bounds"
 
 python - "$OUT" <<'EOF'
 import json, pathlib, sys
@@ -84,7 +85,7 @@ for r in (memory or {}).get("rows", []):
     if r.get("ran"):
         rows.append({
             "benchmark": "memory",
-            "case": f"{r['workload']} {r['mode']} batch {r['batch']}",
+            "case": f"{r['workload']} {r['mode']} {r['devices']}dev batch {r['batch']}",
             "dtype": r["dtype"],
             "seconds": r["step_s"],
             "tflops_per_s": r["tflops_per_s"],
