@@ -2,8 +2,11 @@
 
 One global batch is split over ``D`` devices by :func:`factorcl_jax.parallel.sharded_step`
 (``shard_map`` over a ``('data',)`` mesh); every device scores its ``n / D`` rows against the
-``n`` columns of the global batch. Each configuration runs with dense and with blocked
-pairwise scoring (``block_size`` rows of the critics' pairwise head at a time).
+``n`` columns of the global batch. Each configuration runs three ways: ``dense`` and
+``blocked`` pairwise scoring (``block_size`` rows of the critics' pairwise head at a time)
+with the columns gathered from every device (``all_gather``), and ``ring``: row x column
+tiles with the columns passed around the devices (``ppermute``), so no device holds more
+than its own and one visiting block of columns.
 
 Reported per row: steps/second and examples/second (median of timed steps after compilation)
 and the peak bytes per device of XLA's buffer plan (``compiled.memory_analysis()``: arguments
@@ -43,17 +46,24 @@ PRESETS = {
         global_batch=256, input_dim=100, hidden=128, embed_dim=64, block_size=16, repeats=5
     ),
 }
+SCORING = ("dense", "blocked", "ring")
 COLUMNS = [
     "devices",
     "global_batch",
-    "blocked",
+    "scoring",
     "steps_per_s",
     "examples_per_s",
     "peak_bytes_per_device",
 ]
 
 
-def make_trainer(preset: dict, blocked: bool) -> train.Trainer:
+def make_trainer(preset: dict, scoring: str) -> train.Trainer:
+    block = preset["block_size"]
+    options = {
+        "dense": {},
+        "blocked": dict(block_size=block),
+        "ring": dict(block_size=block, column_block=block, exchange="ring"),
+    }[scoring]
     return train.default_trainer(
         METHOD,
         encoder_hidden=preset["hidden"],
@@ -61,7 +71,7 @@ def make_trainer(preset: dict, blocked: bool) -> train.Trainer:
         embed_dim=preset["embed_dim"],
         critic_hidden=preset["hidden"],
         augmentations=(augment.default_augmentation,) * 2,
-        block_size=preset["block_size"] if blocked else None,
+        **options,
     )
 
 
@@ -85,9 +95,9 @@ def planned_peak_bytes(compiled) -> int:
     )
 
 
-def measure(preset: dict, num_devices: int, blocked: bool) -> dict:
+def measure(preset: dict, num_devices: int, scoring: str) -> dict:
     """One row: a compiled data-parallel step on ``num_devices`` devices, timed."""
-    trainer = make_trainer(preset, blocked)
+    trainer = make_trainer(preset, scoring)
     batch = make_batch(preset)
     mesh = parallel.data_mesh(jax.devices()[:num_devices])
     state = parallel.replicate_state(trainer.init(jax.random.key(0), batch), mesh)
@@ -106,7 +116,7 @@ def measure(preset: dict, num_devices: int, blocked: bool) -> dict:
         "steps_per_s": 1.0 / seconds,
         "examples_per_s": preset["global_batch"] / seconds,
         "peak_bytes_per_device": planned_peak_bytes(compiled),
-        "blocked": blocked,
+        "scoring": scoring,
     }
 
 
@@ -122,8 +132,8 @@ def main(argv=None) -> None:
 
     rows = []
     for num_devices in device_counts:
-        for blocked in (False, True):
-            rows.append(measure(preset, num_devices, blocked))
+        for scoring in SCORING:
+            rows.append(measure(preset, num_devices, scoring))
             print(format_table(rows[-1:], COLUMNS), flush=True)
     print()
     print(format_table(rows, COLUMNS))

@@ -3,6 +3,7 @@
 Modules:
   bounds    MI lower/upper bounds as pure functions of a critic score matrix.
   critics   two-tower critics scoring all pairs of a batch, with optional row blocking.
+  tiled     bounds over row x column tiles (online log-sum-exp, recomputing backward, ring).
   estimate  fit a critic to samples and report an MI estimate.
 """
 

@@ -129,15 +129,21 @@ def _negative_log_mean_exp(scores: Array, offset: int | Array, axis_name: str | 
     Under a mapped ``axis_name`` the ``n * (m - 1)`` negatives of every participant are pooled
     with a max-shifted sum, so the result equals the single-device value on the full matrix.
     """
-    row_lse = _negative_logsumexp(scores, offset)
+    count = scores.shape[0] * (scores.shape[1] - 1)
+    return _pooled_log_mean_exp(_negative_logsumexp(scores, offset), count, axis_name)
+
+
+def _pooled_log_mean_exp(row_lse: Array, count: int, axis_name: str | None) -> Array:
+    """``log(sum_i exp(row_lse_i) / count)`` with the sum and count pooled over ``axis_name``."""
     shift = jax.lax.stop_gradient(jnp.max(row_lse))
     if axis_name is not None:
         shift = jax.lax.pmax(shift, axis_name)
     total = jnp.sum(jnp.exp(row_lse - shift))
-    count = scores.shape[0] * (scores.shape[1] - 1)
+    # The count is a float: n * (m - 1) negatives exceed int32 from a batch of 2^16 on.
+    count = float(count)
     if axis_name is not None:
         total = jax.lax.psum(total, axis_name)
-        count = count * jax.lax.psum(1, axis_name)
+        count = count * jax.lax.psum(1.0, axis_name)
     return shift + jnp.log(total) - jnp.log(count)
 
 
@@ -351,18 +357,26 @@ def mine(
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"`decay` must be in [0, 1), got {decay}")
     batch_log_mean_exp = _negative_log_mean_exp(scores, offset, axis_name)
+    value, new_state = _mine_update(
+        jnp.mean(_positives(scores, offset)), batch_log_mean_exp, state, decay
+    )
+    in_range = lambda x: _nan_unless_offset_in_range(x, offset, *scores.shape)
+    return in_range(value), MineState(in_range(new_state.log_moving_average))
+
+
+def _mine_update(
+    positive_mean: Array, batch_log_mean_exp: Array, state: MineState, decay: float
+) -> tuple[Array, MineState]:
+    """MINE's value, bias-corrected gradient and new state from the batch's two terms."""
     observed = jax.lax.stop_gradient(batch_log_mean_exp)
     previous = state.log_moving_average
     log_decay = math.log(decay) if decay > 0 else -math.inf
     mixed = jnp.logaddexp(previous + log_decay, observed + math.log1p(-decay))
     new_log_average = jnp.where(jnp.isfinite(previous), mixed, observed)
-    positive_mean = jnp.mean(_positives(scores, offset))
     value = positive_mean - batch_log_mean_exp
     surrogate = positive_mean - jnp.exp(batch_log_mean_exp - new_log_average)
-    new_log_average = _nan_unless_offset_in_range(new_log_average, offset, *scores.shape)
     new_state = MineState(new_log_average.astype(state.log_moving_average.dtype))
-    value = _value_with_gradient_of(value, surrogate)
-    return _nan_unless_offset_in_range(value, offset, *scores.shape), new_state
+    return _value_with_gradient_of(value, surrogate), new_state
 
 
 def js_fgan(scores: Array, *, offset: int | Array = 0) -> Array:

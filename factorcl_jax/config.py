@@ -24,7 +24,7 @@ import typing
 from typing import Any
 
 from factorcl_jax import augment, objectives, rundir, validation
-from factorcl_jax.train import SCHEDULES
+from factorcl_jax.train import COMPUTE_DTYPES, EXCHANGES, SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,7 +76,9 @@ class DataConfig:
 class ModelConfig:
     """Encoders ``d -> hidden x layers -> embed_dim``, heads ``-> head width -> embed_dim``
     (L2-normalised when ``normalize_heads``), concat critics with two hidden layers of
-    ``critic_hidden``."""
+    ``critic_hidden``; memory: row blocks (``block_size``), column tiles (``column_block``),
+    how devices exchange columns (``exchange``: ``all_gather`` or ``ring``) and the matmul
+    dtype (``compute_dtype``: ``float32`` or ``bfloat16``)."""
 
     encoder_hidden: int = 128
     encoder_layers: int = 2
@@ -84,6 +86,9 @@ class ModelConfig:
     critic_hidden: int = 128
     normalize_heads: bool = False
     block_size: int | None = None
+    column_block: int | None = None
+    exchange: str = "all_gather"
+    compute_dtype: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +145,7 @@ _MINIMUM = {
     "model.embed_dim": 1,
     "model.critic_hidden": 1,
     "model.block_size": 1,
+    "model.column_block": 1,
     "train.epochs": 1,
     "train.batch_size": 2,  # a contrastive batch needs a negative for every positive
     "checkpoint.keep_last": 1,
@@ -173,6 +179,11 @@ def _validate(config: RunConfig) -> None:
                 _check_field(f"{section.name}.{field.name}", getattr(values, field.name))
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from None
+    for key, allowed in (("exchange", EXCHANGES), ("compute_dtype", COMPUTE_DTYPES)):
+        if getattr(config.model, key) not in allowed:
+            raise ConfigError(
+                f"model.{key} must be one of {allowed}, got {getattr(config.model, key)!r}"
+            )
     for key, value in (
         ("data.test_fraction", config.data.test_fraction),
         ("data.validation_fraction", config.data.validation_fraction),

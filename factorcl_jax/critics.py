@@ -7,8 +7,10 @@ A critic ``f(x, y)`` is evaluated on all ``n * m`` pairs of a batch to feed the 
 * ``embed_y(y: [m, dy]) -> v: [m, H]`` — computed once per column,
 * ``pair(u: [b, H], v: [m, H]) -> scores: [b, m]`` — the pairwise head,
 
-and ``__call__(x, y)`` = ``pair(embed_x(x), embed_y(y))`` (used by ``init``). Any module with
-these methods works with :func:`pairwise_scores`.
+and ``__call__(x, y)`` = ``pair(embed_x(x), embed_y(y))`` (used by ``init``, which scores only
+the first row and column: parameters depend on widths, not on the batch). Any module with
+these methods works with :func:`pairwise_scores` and with :func:`tiled_bound`, which computes a
+bound over row x column tiles without the score matrix (:mod:`factorcl_jax.tiled`).
 
 The concat critic ``MLP([x; y])`` of the FactorCL reference has first layer
 ``W [x; y] + b = A x + (B y + b)``, so ``u = A x`` and ``v = B y + b`` are per-row and
@@ -19,6 +21,7 @@ per-column; only ``relu(u_i + v_j)`` and the later layers are pairwise. This nev
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -26,6 +29,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from factorcl_jax.layers import MLP
+from factorcl_jax.tiled import tiled_bound
 
 __all__ = [
     "ConcatCritic",
@@ -34,6 +38,7 @@ __all__ = [
     "pair_sums",
     "pairwise_scores",
     "relu_pair_head",
+    "tiled_bound",
 ]
 
 
@@ -45,18 +50,22 @@ class ConcatCritic(nn.Module):
       activation: nonlinearity after every hidden layer.
       output_activation: applied to the scalar output, e.g. ``nn.softplus`` to reproduce a
         bounded-below reference critic; ``None`` leaves the score unconstrained.
+      dtype: computation dtype of the towers and the pair head, e.g. ``jnp.bfloat16`` for
+        bfloat16 matmuls and pair activations (``None``: that of the inputs); parameters
+        are float32, and the scores come out in ``dtype`` for the caller to reduce in float32.
     """
 
     hidden: Sequence[int] = (512, 512)
     activation: Callable[[Array], Array] = nn.relu
     output_activation: Callable[[Array], Array] | None = None
+    dtype: Any = None
 
     def setup(self) -> None:
         if len(self.hidden) < 1:
             raise ValueError(f"`hidden` needs at least one layer width, got {self.hidden}")
-        self.x_projection = nn.Dense(self.hidden[0], use_bias=False)
-        self.y_projection = nn.Dense(self.hidden[0])
-        self.head = _PairHead(tuple(self.hidden[1:]), self.activation)
+        self.x_projection = nn.Dense(self.hidden[0], use_bias=False, dtype=self.dtype)
+        self.y_projection = nn.Dense(self.hidden[0], dtype=self.dtype)
+        self.head = _PairHead(tuple(self.hidden[1:]), self.activation, dtype=self.dtype)
 
     def embed_x(self, x: Array) -> Array:
         """``[n, dx] -> [n, hidden[0]]``: the x part ``A x`` of the first layer."""
@@ -78,7 +87,18 @@ class ConcatCritic(nn.Module):
         return scores if self.output_activation is None else self.output_activation(scores)
 
     def __call__(self, x: Array, y: Array) -> Array:
-        return self.pair(self.embed_x(x), self.embed_y(y))
+        return self.pair(*_towers(self, x, y))
+
+
+def _towers(critic: nn.Module, x: Array, y: Array) -> tuple[Array, Array]:
+    """``(embed_x(x), embed_y(y))``; under ``init`` of the first row and column only.
+
+    Parameters depend on feature widths alone, so ``critic.init(key, x, y)`` with a real batch
+    gives the same variables without scoring its ``n * m`` pairs.
+    """
+    if critic.is_initializing():
+        x, y = x[:1], y[:1]
+    return critic.embed_x(x), critic.embed_y(y)
 
 
 class _OutputLayer(nn.Module):
@@ -98,17 +118,18 @@ class _PairHead(nn.Module):
 
     hidden: tuple[int, ...]
     activation: Callable[[Array], Array]
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, u: Array, v: Array) -> Array:
         b, m = u.shape[0], v.shape[0]
         if not self.hidden and self.activation is nn.relu:
             kernel, bias = _OutputLayer(name="dense_0")(u.shape[1])
-            return relu_pair_head(u, v, kernel, bias)
+            return relu_pair_head(u, v, kernel.astype(u.dtype), bias.astype(u.dtype))
         h = self.activation(pair_sums(u, v))
         for index, width in enumerate(self.hidden):
-            h = self.activation(nn.Dense(width, name=f"dense_{index}")(h))
-        return nn.Dense(1, name=f"dense_{len(self.hidden)}")(h).reshape(b, m)
+            h = self.activation(nn.Dense(width, dtype=self.dtype, name=f"dense_{index}")(h))
+        return nn.Dense(1, dtype=self.dtype, name=f"dense_{len(self.hidden)}")(h).reshape(b, m)
 
 
 class SeparableCritic(nn.Module):
@@ -120,15 +141,19 @@ class SeparableCritic(nn.Module):
       hidden: hidden widths of each tower.
       embed_dim: width ``E`` of the towers' outputs.
       activation: nonlinearity of the towers.
+      dtype: computation dtype of the towers and the dot products (``None``: the inputs');
+        parameters are float32.
     """
 
     hidden: Sequence[int] = (512,)
     embed_dim: int = 128
     activation: Callable[[Array], Array] = nn.relu
+    dtype: Any = None
 
     def setup(self) -> None:
-        self.x_tower = MLP((*self.hidden, self.embed_dim), activation=self.activation)
-        self.y_tower = MLP((*self.hidden, self.embed_dim), activation=self.activation)
+        tower = (*self.hidden, self.embed_dim)
+        self.x_tower = MLP(tower, activation=self.activation, dtype=self.dtype)
+        self.y_tower = MLP(tower, activation=self.activation, dtype=self.dtype)
 
     def embed_x(self, x: Array) -> Array:
         """``[n, dx] -> [n, E]``."""
@@ -143,7 +168,7 @@ class SeparableCritic(nn.Module):
         return u @ v.T
 
     def __call__(self, x: Array, y: Array) -> Array:
-        return self.pair(self.embed_x(x), self.embed_y(y))
+        return self.pair(*_towers(self, x, y))
 
 
 class GaussianCritic(nn.Module):
@@ -158,16 +183,18 @@ class GaussianCritic(nn.Module):
     Attributes:
       hidden: hidden widths of the mean and log-variance networks.
       activation: their nonlinearity.
+      dtype: computation dtype (``None``: the inputs'); parameters are float32.
     """
 
     hidden: Sequence[int] = (512,)
     activation: Callable[[Array], Array] = nn.relu
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: Array, y: Array) -> tuple[Array, Array]:
-        width = y.shape[-1]
-        mean = MLP((*self.hidden, width), activation=self.activation, name="mean")(x)
-        log_variance = MLP((*self.hidden, width), activation=self.activation, name="log_var")(x)
+        widths = (*self.hidden, y.shape[-1])
+        mean = MLP(widths, activation=self.activation, dtype=self.dtype, name="mean")(x)
+        log_variance = MLP(widths, activation=self.activation, dtype=self.dtype, name="log_var")(x)
         return mean, jnp.tanh(log_variance)
 
 

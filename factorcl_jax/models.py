@@ -29,17 +29,22 @@ __all__ = ["MLPEncoder", "MultimodalModel", "embed", "l2_normalize"]
 
 
 class MLPEncoder(nn.Module):
-    """``[n, d_in] -> [n, output_dim]``: ``num_layers`` hidden layers of ``hidden_dim``, ReLU."""
+    """``[n, d_in] -> [n, output_dim]``: ``num_layers`` hidden layers of ``hidden_dim``, ReLU.
+
+    ``dtype`` is the computation dtype of the matmuls (``None``: float32 inputs compute in
+    float32); parameters stay float32.
+    """
 
     hidden_dim: int = 512
     output_dim: int = 128
     num_layers: int = 3
     activation: Callable[[Array], Array] = nn.relu
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         widths = (*([self.hidden_dim] * self.num_layers), self.output_dim)
-        return MLP(widths, activation=self.activation)(x)
+        return MLP(widths, activation=self.activation, dtype=self.dtype)(x)
 
 
 class MultimodalModel(nn.Module):
@@ -54,6 +59,8 @@ class MultimodalModel(nn.Module):
         The critics then score bounded inputs, so a main step with frozen CLUB critics cannot
         push the upper-bound terms to ``±1e4`` by inflating the embeddings; this is what keeps
         FactorCL stable at learning rates of ``1e-3``.
+      dtype: computation dtype of the heads (e.g. ``jnp.bfloat16``); encoder outputs and
+        representations are returned in (at least) float32, parameters are float32.
     """
 
     encoders: Sequence[nn.Module]
@@ -61,10 +68,11 @@ class MultimodalModel(nn.Module):
     head_hidden: int = 512
     embed_dim: int = 128
     normalize_heads: bool = False
+    dtype: Any = None
 
     def setup(self) -> None:
         self.heads = {
-            name: MLP((self.head_hidden, self.embed_dim), name=f"head_{name}")
+            name: MLP((self.head_hidden, self.embed_dim), dtype=self.dtype, name=f"head_{name}")
             for name in self.representations
         }
 
@@ -80,7 +88,7 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"expected {len(self.encoders)} modalities, got {len(inputs)}")
         masks = [None] * len(inputs) if masks is None else masks
         return [
-            encoder(x) if mask is None else encoder(x, mask=mask)
+            _at_least_float32(encoder(x) if mask is None else encoder(x, mask=mask))
             for encoder, x, mask in zip(self.encoders, inputs, masks, strict=True)
         ]
 
@@ -88,7 +96,7 @@ class MultimodalModel(nn.Module):
         """``{name: head_name(h_modality)}`` for every representation, unit-norm rows when
         ``normalize_heads``."""
         projected = {
-            name: self.heads[name](encoded[modality])
+            name: _at_least_float32(self.heads[name](encoded[modality]))
             for name, modality in self.representations.items()
         }
         if not self.normalize_heads:
@@ -100,6 +108,12 @@ class MultimodalModel(nn.Module):
     ) -> tuple[list[Array], dict[str, Array]]:
         encoded = self.encode(inputs, masks)
         return encoded, self.project(encoded)
+
+
+def _at_least_float32(z: Array) -> Array:
+    """``z`` in float32 when computed in a narrower dtype (bfloat16): the [n, E] outputs are
+    small, and norms, concatenations and bounds downstream keep float32 precision."""
+    return z.astype(jnp.promote_types(z.dtype, jnp.float32))
 
 
 def l2_normalize(z: Array, eps: float = 1e-12) -> Array:

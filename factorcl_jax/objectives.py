@@ -52,6 +52,7 @@ __all__ = [
     "Views",
     "comm_method",
     "evaluate",
+    "evaluate_values",
     "get_method",
     "infmasking_method",
     "term_inputs",
@@ -372,18 +373,29 @@ def evaluate(method: Method, views: Views, score: ScoreFn) -> tuple[Array, dict[
       ``(loss, values)``: ``loss = -sum_k weight_k * value_k`` (minimised) and the value of
       every term in nats by name.
     """
-    values = {}
-    for term in method.terms:
-        left, right = term_inputs(method, term, views)
+
+    def value(term: Term, left: Array, right: Array) -> Array:
         scores = score(term, left, right)
         if term.bound == "supcon":
             if views.labels is None:
                 raise ValueError(f"term {term.name!r} needs labels")
             columns = views.labels if views.column_labels is None else views.column_labels
-            values[term.name] = bounds.supcon(scores, views.labels, columns)
-        elif callable(term.bound):
-            values[term.name] = term.bound(scores)
-        else:
-            values[term.name] = getattr(bounds, term.bound)(scores)
+            return bounds.supcon(scores, views.labels, columns)
+        if callable(term.bound):
+            return term.bound(scores)
+        return getattr(bounds, term.bound)(scores)
+
+    return evaluate_values(method, views, value)
+
+
+ValueFn = Callable[[Term, Array, Array], Array]
+
+
+def evaluate_values(method: Method, views: Views, value: ValueFn) -> tuple[Array, dict[str, Array]]:
+    """:func:`evaluate` with each term's value computed by ``value(term, left, right)``.
+
+    For callers that compute a bound without its score matrix (tiled bounds).
+    """
+    values = {term.name: value(term, *term_inputs(method, term, views)) for term in method.terms}
     objective = sum(term.weight * values[term.name] for term in method.terms)
     return -objective, values

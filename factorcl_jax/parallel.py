@@ -1,10 +1,12 @@
 """Data-parallel FactorCL over devices and hosts, with negatives from the global batch.
 
 The per-device step is :meth:`factorcl_jax.train.Trainer.step` with ``axis_name`` set: each
-device embeds its ``n_local`` rows of the global batch, gathers the columns of every critic
-(``all_gather``), scores ``[n_local, n_global]`` pairs and averages losses, measurements and
-gradients over devices, so one step on ``D`` devices equals one step on one device with the
-same global batch. This module only maps that function:
+device embeds its ``n_local`` rows of the global batch, meets the columns of every device
+(gathered by ``all_gather``, or with ``Trainer.exchange == "ring"`` passed around the devices
+by ``ppermute`` one block at a time, so per-device memory does not grow with the device
+count), scores ``[n_local, n_global]`` pairs and averages losses, measurements and gradients
+over devices, so one step on ``D`` devices equals one step on one device with the same global
+batch. This module only maps that function:
 
 * :func:`sharded_step` — ``jax.shard_map`` over a 1-D ``('data',)`` mesh (recommended; works
   across hosts). The state is replicated (``P()``), the batch split by rows (``P('data')``).

@@ -127,6 +127,9 @@ def build_trainer(
         augmentations=(augmentation, augmentation),
         num_club_iter=config.train.num_club_iter,
         block_size=config.model.block_size,
+        column_block=config.model.column_block,
+        exchange=config.model.exchange,
+        compute_dtype=config.model.compute_dtype,
     )
 
 

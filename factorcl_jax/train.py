@@ -23,10 +23,15 @@ Read top to bottom:
 
 Data parallelism is the same step with ``axis_name`` set (:mod:`factorcl_jax.parallel` maps
 it over devices): every device holds the state and ``n_local`` rows of the global batch. It
-embeds its rows, gathers the columns of every critic from all devices, so each row is scored
-against the ``n_global`` columns of the global batch (``[n_local, n_global]`` scores), and the
-losses, measurements and gradients are averaged over devices. With ``axis_name=None`` every
+embeds its rows, gathers the columns of every critic from all devices (or, with
+``exchange="ring"``, passes them around the devices), so each row is scored against the
+``n_global`` columns of the global batch (``[n_local, n_global]`` scores), and the losses,
+measurements and gradients are averaged over devices. With ``axis_name=None`` every
 collective below is skipped and the step is the single-device one.
+
+Memory: ``block_size`` scores rows in blocks; ``column_block`` (or the ring) computes every
+bound over row x column tiles without the score matrix (:mod:`factorcl_jax.tiled`); the
+modules' ``compute_dtype`` (:func:`default_trainer`) runs matmuls in bfloat16.
 """
 
 from __future__ import annotations
@@ -46,14 +51,17 @@ import optax
 from jax import Array
 from tqdm.auto import tqdm
 
-from factorcl_jax import bounds, critics, fusion, models, objectives, validation
+from factorcl_jax import bounds, critics, fusion, models, objectives, tiled, validation
 from factorcl_jax.objectives import Method, Views
 
 __all__ = [
+    "COMPUTE_DTYPES",
+    "EXCHANGES",
     "NonFiniteLossError",
     "TrainState",
     "Trainer",
     "batches",
+    "compute_dtype_of",
     "default_trainer",
     "embed_dataset",
     "fit",
@@ -73,6 +81,9 @@ Augmentation = Callable[..., Array]
 JointAugmentation = Callable[..., tuple[Array, Array]]
 """``(key, x1, x2, *, mask=None) -> (x1_aug, x2_aug)``: one draw for both modalities, e.g.
 :func:`augment.aligned_time_mask` (the same time steps dropped in time-aligned sequences)."""
+
+EXCHANGES = ("all_gather", "ring")
+"""Values of :attr:`Trainer.exchange`."""
 
 StepFn = Callable[[Any, Any], tuple[Any, Mapping[str, Array]]]
 """``(state, batch) -> (state, measurements)``, e.g. :attr:`Trainer.jit_step`."""
@@ -125,6 +136,12 @@ class Trainer:
         mask as the shared validity mask of time-aligned sequences.
       num_club_iter: CLUB-critic updates per step.
       block_size: row block of the pairwise critics (``None``: dense).
+      column_block: columns per tile. When set, every bound is computed over tiles of
+        ``block_size x column_block`` pairs (:mod:`factorcl_jax.tiled`): no ``[n, m]`` score
+        matrix, one tile of pair activations at a time, the same values and gradients.
+      exchange: how a data-parallel step meets the other devices' columns: ``"all_gather"``
+        (gather them all) or ``"ring"`` (pass them around the devices by ``ppermute``; tiled,
+        so per-device memory does not grow with the device count).
     """
 
     method: Method
@@ -137,6 +154,8 @@ class Trainer:
     num_club_iter: int = 1
     block_size: int | None = None
     joint_augmentation: JointAugmentation | None = None
+    column_block: int | None = None
+    exchange: str = "all_gather"
 
     def __post_init__(self) -> None:
         if dict(self.model.representations) != dict(self.method.representations):
@@ -158,6 +177,17 @@ class Trainer:
             )
         if not isinstance(self.num_club_iter, int) or self.num_club_iter < 0:
             raise ValueError(f"`num_club_iter` must be an int >= 0, got {self.num_club_iter!r}")
+        for name in ("block_size", "column_block"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be a positive int or None, got {value!r}")
+        if self.exchange not in EXCHANGES:
+            raise ValueError(f"`exchange` must be one of {EXCHANGES}, got {self.exchange!r}")
+
+    @property
+    def tiled(self) -> bool:
+        """Whether bounds are computed over row x column tiles (``column_block`` or a ring)."""
+        return self.column_block is not None or self.exchange == "ring"
 
     # ------------------------------------------------------------------ views and scores
 
@@ -261,7 +291,7 @@ class Trainer:
             left,
             global_columns(right, axis_name),
             block_size=self.block_size,
-        )
+        ).astype(jnp.float32)
 
     def label_scores(self, critic_params: Any, left: Array, column_labels: Array) -> Array:
         """``[n_local, m]`` scores of rows against one-hot labels: ``f(z_i, onehot(y_j))``.
@@ -271,17 +301,106 @@ class Trainer:
         global batch's labels): the same matrix as scoring the ``m`` one-hot columns, at
         ``n * C`` instead of ``n * m`` pairs (SUP's ``I(Z; Y)`` terms).
         """
+        return jnp.take(self._class_scores(critic_params, left), column_labels, axis=1)
+
+    def _class_scores(self, critic_params: Any, left: Array) -> Array:
+        """``[n_local, C]`` float32 scores of the rows against each one-hot class."""
         classes = jnp.eye(self.num_classes, dtype=left.dtype)
-        per_class = critics.pairwise_scores(
+        return critics.pairwise_scores(
             self.critic, critic_params, left, classes, block_size=self.block_size
+        ).astype(jnp.float32)
+
+    def bound(
+        self,
+        bound: str | Callable[[Array], Array],
+        critic_params: Any,
+        left: Array,
+        right: Array,
+        axis_name: str | None = None,
+        *,
+        labels: Array | None = None,
+        column_labels: Array | None = None,
+    ) -> tuple[Array, tuple[Array, Array]]:
+        """A bound of this device's rows against every column, and its score statistics.
+
+        Dense (or row-blocked) it is ``bound(scores(...))``; with :attr:`tiled` it comes from
+        the row statistics of :func:`factorcl_jax.tiled.row_statistics`, without the score
+        matrix. Either way the value is this device's share, positives at offset 0.
+
+        Args:
+          bound: ``"infonce"``, ``"nce_club"`` or ``"supcon"`` (the bounds of the methods), or
+            a function of the ``[n_local, n_global]`` score matrix (scored densely even with
+            :attr:`tiled`).
+          critic_params: the term's critic.
+          left: ``[n_local, dl]`` rows.
+          right: ``[n_local, dr]`` this device's columns (every device's are scored).
+          axis_name: the data-parallel axis, or ``None``.
+          labels: ``[n_local]`` labels of the rows (``supcon``).
+          column_labels: ``[n_global]`` labels of the global batch (``supcon``).
+
+        Returns:
+          ``(value, (mean positive score, mean negative score))``, the statistics without
+          gradient.
+        """
+        supervised = bound == "supcon"
+        if callable(bound) or not self.tiled:  # a function of the whole matrix is dense
+            scores = self.scores(critic_params, left, right, axis_name)
+            extra = (labels, column_labels) if supervised else ()
+            value = bound(scores) if callable(bound) else getattr(bounds, bound)(scores, *extra)
+            return value, _score_statistics(
+                jnp.diagonal(scores), jnp.sum(scores, 1), scores.shape[1]
+            )
+        ring = self.exchange == "ring" and axis_name is not None
+        columns = right if ring else global_columns(right, axis_name)
+        statistics = tiled.row_statistics(
+            self.critic,
+            critic_params,
+            left,
+            columns,
+            (*tiled.BOUND_STATISTICS[bound], "positive", "sum"),
+            block_rows=self.block_size,
+            block_cols=self.column_block,
+            axis_name=axis_name,
+            ring=ring,
+            row_labels=labels if supervised else None,
+            column_labels=(labels if ring else column_labels) if supervised else None,
         )
-        return jnp.take(per_class, column_labels, axis=1)
+        num_columns = columns.shape[0] * (jax.lax.axis_size(axis_name) if ring else 1)
+        value = tiled.bound_from_statistics(bound, statistics, num_columns)
+        return value, _score_statistics(statistics["positive"], statistics["sum"], num_columns)
+
+    def label_bound(
+        self, bound: str, critic_params: Any, left: Array, labels: Array, column_labels: Array
+    ) -> tuple[Array, tuple[Array, Array]]:
+        """:meth:`bound` against one-hot label columns (SUP's ``I(Z; Y)`` terms).
+
+        Dense it scores :meth:`label_scores`; with :attr:`tiled` it needs only the ``[n, C]``
+        class scores and the class counts of ``column_labels`` (``[n_global]``)
+        (:func:`factorcl_jax.tiled.class_statistics`).
+        """
+        if not self.tiled:
+            scores = self.label_scores(critic_params, left, column_labels)
+            value = getattr(bounds, bound)(scores)
+            return value, _score_statistics(
+                jnp.diagonal(scores), jnp.sum(scores, 1), scores.shape[1]
+            )
+        counts = jnp.bincount(column_labels, length=self.num_classes)
+        statistics = tiled.class_statistics(self._class_scores(critic_params, left), labels, counts)
+        num_columns = column_labels.shape[0]
+        value = tiled.bound_from_statistics(bound, statistics, num_columns)
+        return value, _score_statistics(statistics["positive"], statistics["sum"], num_columns)
 
     # ------------------------------------------------------------------ initialisation
 
     def init(self, key: Array, example_batch: Batch) -> TrainState:
-        """A fresh state whose shapes fit ``example_batch`` (only shapes are read)."""
+        """A fresh state whose shapes fit ``example_batch`` (only shapes are read).
+
+        Parameters depend on feature widths, not on the number of rows, so the model and the
+        critics are initialised on the batch's first two rows: the memory of ``init`` does not
+        grow with the example batch (no critic scores all its pairs).
+        """
         model_key, critic_key, rng = jax.random.split(key, 3)
+        example_batch = {name: value[:2] for name, value in example_batch.items()}
         model_params = self.model.init(model_key, *_inputs(example_batch))
         views = self.views(model_params, example_batch, rng)
         critic_params = {}
@@ -321,21 +440,31 @@ class Trainer:
         batch's columns); their mean over devices is the full-batch value.
         """
         views = self.views(params["model"], batch, key, axis_name)
+        column_labels = views.labels if views.column_labels is None else views.column_labels
         statistics = {}
 
-        def score(term: objectives.Term, left: Array, right: Array) -> Array:
+        def value(term: objectives.Term, left: Array, right: Array) -> Array:
             if term.bound == "nce_club":
                 critic_params = jax.lax.stop_gradient(club_params[term.name])
             else:
                 critic_params = params["critics"][term.name]
             if self.method.supervised and term.right == objectives.TARGET:
-                scores = self.label_scores(critic_params, left, views.column_labels)
+                value, statistics[term.name] = self.label_bound(
+                    term.bound, critic_params, left, views.labels, column_labels
+                )
             else:
-                scores = self.scores(critic_params, left, right, axis_name)
-            statistics[term.name] = _score_statistics(scores)
-            return scores
+                value, statistics[term.name] = self.bound(
+                    term.bound,
+                    critic_params,
+                    left,
+                    right,
+                    axis_name,
+                    labels=views.labels,
+                    column_labels=column_labels,
+                )
+            return value
 
-        loss, values = objectives.evaluate(self.method, views, score)
+        loss, values = objectives.evaluate_values(self.method, views, value)
         club_inputs = {
             term.name: jax.lax.stop_gradient(objectives.term_inputs(self.method, term, views))
             for term in self.method.club_terms
@@ -358,7 +487,7 @@ class Trainer:
 
         def club_loss(club_params: Any) -> tuple[Array, dict[str, Array]]:
             values = {
-                name: bounds.infonce(self.scores(club_params[name], *club_inputs[name], axis_name))
+                name: self.bound("infonce", club_params[name], *club_inputs[name], axis_name)[0]
                 for name in club_inputs
             }
             return -sum(values.values(), start=jnp.zeros(())), values
@@ -509,11 +638,12 @@ def _mean_over_devices(tree: Any, axis_name: str | None) -> Any:
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-def _score_statistics(scores: Array) -> tuple[Array, Array]:
-    """Mean score of the positives (diagonal) and of the negatives (off-diagonal)."""
-    n, m = scores.shape
-    positive = jnp.mean(jnp.diagonal(scores))
-    negative = (jnp.sum(scores) - positive * n) / (n * m - n)
+def _score_statistics(positives: Array, row_sums: Array, num_columns: int) -> tuple[Array, Array]:
+    """Mean score of the positives and of the negatives, from each row's positive ``[n]`` and
+    sum over its ``num_columns`` columns ``[n]`` (no gradient)."""
+    n = positives.shape[0]
+    positive = jnp.mean(positives)
+    negative = (jnp.sum(row_sums) - positive * n) / float(n * num_columns - n)  # > int32 max
     return jax.lax.stop_gradient(positive), jax.lax.stop_gradient(negative)
 
 
@@ -706,6 +836,9 @@ def default_trainer(
     block_size: int | None = None,
     temperature: float = 0.1,
     tokens_per_modality: int = 4,
+    column_block: int | None = None,
+    exchange: str = "all_gather",
+    compute_dtype: str | Any = "float32",
 ) -> Trainer:
     """A trainer with MLP encoders, Linear-ReLU-Linear heads and concat critics.
 
@@ -714,7 +847,10 @@ def default_trainer(
     ``learning_rate`` is a float or an optax schedule of the main step
     (:func:`learning_rate_schedule`); the CLUB critics follow the same schedule, stepping it
     once per main step. ``normalize_heads`` L2-normalises the head outputs
-    (:class:`models.MultimodalModel`).
+    (:class:`models.MultimodalModel`). ``block_size``, ``column_block`` and ``exchange`` are
+    the :class:`Trainer`'s. ``compute_dtype`` (``"float32"`` or ``"bfloat16"``) is the dtype
+    of every matmul and pair activation; parameters, optimizer states, log-sum-exp
+    accumulations and bound values stay float32.
 
     A fused method (CoMM, InfMasking) gets the same encoders under a
     :class:`fusion.FusionModel` (``tokens_per_modality`` tokens of width ``embed_dim`` per
@@ -722,7 +858,10 @@ def default_trainer(
     at ``temperature`` (:class:`fusion.CosineCritic`) instead of the concat critic.
     """
     method = objectives.get_method(method) if isinstance(method, str) else method
-    encoders = tuple(models.MLPEncoder(encoder_hidden, embed_dim, encoder_layers) for _ in range(2))
+    dtype = compute_dtype_of(compute_dtype)
+    encoders = tuple(
+        models.MLPEncoder(encoder_hidden, embed_dim, encoder_layers, dtype=dtype) for _ in range(2)
+    )
     if method.fused_views:
         model = fusion.FusionModel(
             encoders,
@@ -740,8 +879,9 @@ def default_trainer(
             head_hidden=encoder_hidden,
             embed_dim=embed_dim,
             normalize_heads=normalize_heads,
+            dtype=dtype,
         )
-        critic = critics.ConcatCritic(hidden=(critic_hidden, critic_hidden))
+        critic = critics.ConcatCritic(hidden=(critic_hidden, critic_hidden), dtype=dtype)
     return Trainer(
         method=method,
         model=model,
@@ -752,4 +892,24 @@ def default_trainer(
         augmentations=augmentations,
         num_club_iter=num_club_iter,
         block_size=block_size,
+        column_block=column_block,
+        exchange=exchange,
     )
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+"""Names accepted by :func:`compute_dtype_of`."""
+
+
+def compute_dtype_of(name: str | Any) -> Any:
+    """The modules' ``dtype`` for a compute dtype name: ``None`` (the float32 inputs') for
+    ``"float32"``, ``jnp.bfloat16`` for ``"bfloat16"``.
+
+    Raises:
+      ValueError: any other name or dtype.
+    """
+    if name is not None and not isinstance(name, str):
+        name = jnp.dtype(name).name
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}, got {name!r}")
+    return None if name == "float32" else jnp.bfloat16

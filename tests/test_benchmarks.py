@@ -60,3 +60,35 @@ def test_benchmark_writes_its_rows(tmp_path, name, keys, impls):
     assert all(row["gflops_per_s"] > 0 for row in timed)
     seconds = "seconds" if name == "bounds" else "step_seconds"
     assert all(row[seconds] > 0 for row in timed)
+
+
+def test_memory_benchmark_measures_every_way_and_the_ring_equals_dense(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/memory.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["rows"]
+    assert results["complete"] and not [row for row in rows if "error" in row]
+    assert {(r["workload"], r["mode"], r["devices"], r["exchange"]) for r in rows} >= {
+        ("factorcl", "dense", 1, "all_gather"),
+        ("factorcl", "tiled", 1, "all_gather"),
+        ("simclr", "tiled", 8, "ring"),
+        ("simclr", "tiled", 8, "all_gather"),
+    }
+    ran = [row for row in rows if row["ran"]]
+    assert ran and all(r["rss_gib"] > 0 and r["step_s"] > 0 and r["tflops_per_s"] > 0 for r in ran)
+    assert all(r["planned_gib"] > 0 for r in rows)
+    dense, tiled = (
+        next(
+            r for r in rows if r["workload"] == "factorcl" and r["mode"] == m and r["batch"] == 128
+        )
+        for m in ("dense", "tiled")
+    )
+    assert tiled["temp_gib"] < dense["temp_gib"]
+    assert results["ring_equals_dense"]["absolute_difference"] < 1e-4
+    assert (tmp_path / "memory.png").stat().st_size > 0

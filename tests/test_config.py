@@ -2,6 +2,7 @@
 
 import json
 
+import jax.numpy as jnp
 import pytest
 
 from factorcl_jax import config as config_lib
@@ -85,6 +86,9 @@ def test_overrides_parse_types_and_lists():
         ("model.normalize_heads=1", r"model\.normalize_heads must be bool"),
         ("epochs", r"must look like section\.key=value"),
         ("data.feature_dims=3", r"data\.feature_dims must be a table"),
+        ("model.column_block=0", r"model\.column_block must be an int in \[1, "),
+        ("model.exchange=allreduce", r"model\.exchange must be one of \('all_gather', 'ring'\)"),
+        ("model.compute_dtype=float16", r"model\.compute_dtype must be one of"),
     ],
 )
 def test_bad_overrides_say_which_key(override, message):
@@ -105,3 +109,15 @@ def test_bad_files(tmp_path):
         config_lib.load_config(other)
     with pytest.raises(ConfigError, match="unknown preset"):
         config_lib.from_dict({"preset": "tpu"})
+
+
+def test_memory_keys_reach_the_trainer():
+    from factorcl_jax import run
+
+    config = config_lib.apply_overrides(
+        config_lib.PRESETS["cpu"],
+        ["model.column_block=64", "model.exchange=ring", "model.compute_dtype=bfloat16"],
+    )
+    trainer = run.build_trainer(config, "SimCLR", num_classes=2, steps_per_epoch=1)
+    assert (trainer.column_block, trainer.exchange, trainer.tiled) == (64, "ring", True)
+    assert trainer.critic.dtype == jnp.bfloat16 and trainer.model.dtype == jnp.bfloat16

@@ -194,3 +194,23 @@ def test_one_layer_relu_concat_critic_keeps_the_mlp_parameters():
     head = params["params"]["head"]["dense_0"]
     assert jax.tree.map(jnp.shape, head) == jax.tree.map(jnp.shape, expected)
     assert not np.any(np.asarray(head["bias"]))
+
+
+@pytest.mark.parametrize(
+    "critic",
+    [critics.ConcatCritic(hidden=(64, 64)), critics.SeparableCritic(hidden=(16,), embed_dim=8)],
+    ids=["concat", "separable"],
+)
+def test_init_with_a_real_batch_reads_one_row_and_column(critic):
+    key = jax.random.key(0)
+    score_all_pairs = lambda module, x, y: module.pair(module.embed_x(x), module.embed_y(y))
+
+    def init_temp_bytes(n):
+        x, y = jnp.ones((n, 3)), jnp.ones((n, 4))
+        return jax.jit(critic.init).lower(key, x, y).compile().memory_analysis().temp_size_in_bytes
+
+    assert init_temp_bytes(4096) == init_temp_bytes(8)
+    x, y, _ = make(critic, n=9, m=6)
+    chex.assert_trees_all_equal(
+        critic.init(key, x, y), critic.init(key, x, y, method=score_all_pairs)
+    )

@@ -33,10 +33,14 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-def exact_trainer(method, block_size=None):
+def exact_trainer(method, block_size=None, **memory):
     trainer = train.default_trainer(method, **TINY)
     return dataclasses.replace(
-        trainer, optimizer=optax.sgd(0.1), club_optimizer=optax.sgd(0.1), block_size=block_size
+        trainer,
+        optimizer=optax.sgd(0.1),
+        club_optimizer=optax.sgd(0.1),
+        block_size=block_size,
+        **memory,
     )
 
 
@@ -101,6 +105,23 @@ def test_blocked_scoring_under_the_mapping_equals_the_dense_single_device_step(w
     num_devices = {"shard_map": 4, "pmap": 2}[wrapper]
     actual = mapped_step(exact_trainer("FactorCL-SSL", block_size=3), wrapper, num_devices)
     assert_same_step(actual, single_device_step("FactorCL-SSL"))
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+def test_ring_exchange_equals_the_single_device_step(wrapper):
+    # Columns travel around the devices in tiles of 3 x 5 (8 local rows on 4 devices: neither
+    # divides); every term, its score statistics and the CLUB update, augmented views included.
+    trainer = exact_trainer("FactorCL-SSL", block_size=3, column_block=5, exchange="ring")
+    for num_devices in DEVICE_COUNTS[wrapper]:
+        actual = mapped_step(trainer, wrapper, num_devices)
+        assert_same_step(actual, single_device_step("FactorCL-SSL"))
+
+
+@pytest.mark.parametrize("method", ["FactorCL-SUP", "SupCon"])
+def test_ring_exchange_carries_the_labels_of_every_device(method):
+    # SUP's label terms count the global batch's classes; SupCon's positives travel the ring.
+    trainer = exact_trainer(method, column_block=4, exchange="ring")
+    assert_same_step(mapped_step(trainer, "shard_map", 4), single_device_step(method))
 
 
 def test_a_global_batch_not_divisible_by_the_device_count_is_a_clear_error():

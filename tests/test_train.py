@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from factorcl_jax import augment, models, objectives, train
@@ -312,9 +313,115 @@ def test_jit_init_equals_eager_init(method):
     eager = trainer.init(jax.random.key(3), data)
     compiled = trainer.jit_init(jax.random.key(3), data)
 
-    def raw(state):  # PRNG keys compared through their bits
-        is_key = lambda a: jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
-        return jax.tree.map(lambda a: jax.random.key_data(a) if is_key(a) else a, state)
-
     chex.assert_trees_all_close(raw(compiled), raw(eager), rtol=1e-6, atol=1e-6)
     assert trainer.jit_init is trainer.jit_init  # one compiled function per trainer
+
+
+# ------------------------------------------------------------------ memory: tiles, init, bf16
+
+
+def raw(state):
+    """``state`` with PRNG keys as their bits, so trees compare with chex."""
+    is_key = lambda a: jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
+    return jax.tree.map(lambda a: jax.random.key_data(a) if is_key(a) else a, state)
+
+
+@pytest.mark.parametrize("method", ["SimCLR", "SupCon", "FactorCL-SUP", "FactorCL-SSL"])
+def test_a_tiled_step_equals_the_dense_step(method):
+    # 40 rows in tiles of 16 x 6 (neither divides 40); every term and its score statistics.
+    data = tiny_data(40)
+    dense = dataclasses.replace(
+        train.default_trainer(method, **TINY),
+        optimizer=optax.sgd(0.1),
+        club_optimizer=optax.sgd(0.1),
+    )
+    tiled = dataclasses.replace(dense, block_size=16, column_block=6)
+    assert tiled.tiled and not dense.tiled
+    results = [
+        jax.device_get(trainer.jit_step(trainer.init(jax.random.key(0), data), data))
+        for trainer in (dense, tiled)
+    ]
+    (dense_state, dense_measured), (tiled_state, tiled_measured) = results
+    assert set(tiled_measured) == set(dense_measured)
+    chex.assert_trees_all_close(tiled_measured, dense_measured, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        (tiled_state.params, tiled_state.club_params),
+        (dense_state.params, dense_state.club_params),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
+def test_init_reads_only_shapes_and_equals_an_init_on_the_whole_batch(method):
+    trainer = train.default_trainer(method, **TINY)
+    data = tiny_data(64)
+    state = trainer.init(jax.random.key(3), data)
+    # The same parameters as flax's init on every row, with every critic scoring all pairs.
+    model_key, critic_key, rng = jax.random.split(jax.random.key(3), 3)
+    inputs = [data["x1"], data["x2"]]
+    model_params = trainer.model.init(model_key, inputs)
+    views = trainer.views(model_params, data, rng)
+    score_all_pairs = lambda critic, x, y: critic.pair(critic.embed_x(x), critic.embed_y(y))
+    for index, term in enumerate(trainer.method.terms):
+        left, right = objectives.term_inputs(trainer.method, term, views)
+        expected = trainer.critic.init(
+            jax.random.fold_in(critic_key, index), left, right, method=score_all_pairs
+        )
+        group = state.club_params if term.bound == "nce_club" else state.params["critics"]
+        chex.assert_trees_all_equal(group[term.name], expected)
+    chex.assert_trees_all_equal(state.params["model"], model_params)
+    # ... and the same state whatever the example batch's size.
+    chex.assert_trees_all_equal(raw(trainer.init(jax.random.key(3), tiny_data(4096))), raw(state))
+
+    def temp_bytes(num_rows):
+        batch = tiny_data(num_rows)
+        compiled = jax.jit(trainer.init).lower(jax.random.key(3), batch).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(4096) == temp_bytes(64)
+
+
+BF16_TOLERANCE = 0.01
+"""Nats: the largest difference allowed between a bfloat16 and a float32 step's terms."""
+
+
+@pytest.mark.parametrize("tiles", [None, (16, 24)])
+def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
+    data = tiny_data(64)
+    options = {} if tiles is None else dict(block_size=tiles[0], column_block=tiles[1])
+    measured = {}
+    for dtype in ("float32", "bfloat16"):
+        trainer = train.default_trainer("FactorCL-SSL", **TINY, compute_dtype=dtype, **options)
+        state, measured[dtype] = trainer.jit_step(trainer.init(jax.random.key(0), data), data)
+        floats = [
+            leaf
+            for leaf in jax.tree.leaves((state.params, state.opt_state, state.club_opt_state))
+            if jnp.issubdtype(leaf.dtype, jnp.floating)
+        ]
+        assert {leaf.dtype for leaf in floats} == {jnp.dtype(jnp.float32)}
+        assert all(value.dtype == jnp.float32 for value in measured[dtype].values())
+    bf16 = train.default_trainer("FactorCL-SSL", **TINY, compute_dtype="bfloat16")
+    hidden = bf16.model.apply(
+        state.params["model"], [data["x1"], data["x2"]], method=lambda m, x: m.encoders[0](x[0])
+    )
+    assert hidden.dtype == jnp.bfloat16  # the matmuls do run in bfloat16
+    for name, value in measured["float32"].items():
+        if name.startswith(("term/", "club_critic/")) or name == "loss":
+            assert abs(float(measured["bfloat16"][name]) - float(value)) < BF16_TOLERANCE, name
+
+
+def test_compute_dtype_and_tiles_are_validated():
+    with pytest.raises(ValueError, match="`compute_dtype` must be one of"):
+        train.default_trainer("SimCLR", **TINY, compute_dtype="float16")
+    with pytest.raises(ValueError, match="`exchange` must be one of"):
+        train.default_trainer("SimCLR", **TINY, exchange="allreduce")
+    with pytest.raises(ValueError, match="`column_block` must be a positive int"):
+        train.default_trainer("SimCLR", **TINY, column_block=0)
+
+
+def test_score_statistics_count_negatives_beyond_int32():
+    positive, negative = train._score_statistics(
+        jnp.ones((2**16,)), jnp.full((2**16,), 2.0**16), 2**16
+    )
+    np.testing.assert_allclose([positive, negative], [1.0, 1.0])

@@ -1,0 +1,710 @@
+r"""Bounds over row x column tiles of a critic, with memory that stays flat in the batch.
+
+The bounds of :mod:`factorcl_jax.bounds` reduce every row of the ``[n, m]`` score matrix
+over its columns: a log-sum-exp, a sum, the positive. A few numbers per row, *row
+statistics*, are therefore all a bound needs, and they can be accumulated over tiles of
+``block_rows x block_cols`` pairs without ever holding the score matrix:
+
+.. math::
+    \ell_i \leftarrow \operatorname{logaddexp}\big(\ell_i,\ \log \textstyle\sum_{j \in
+    \text{tile}} e^{s_{ij}}\big), \qquad \sigma_i \leftarrow \sigma_i + \textstyle\sum_{j \in
+    \text{tile}} s_{ij}
+
+(the online log-sum-exp: a running maximum and sum in log form). The backward pass is a
+``jax.custom_vjp`` that recomputes each tile's scores from the critic's tower outputs and
+forms ``dL/ds_ij`` in closed form from the saved statistics, e.g. the softmax weight
+``e^{s_ij - l_i}`` for a log-sum-exp, then pulls it back through the critic's pair head.
+Only one tile of pair activations (``[block_rows * block_cols, H]`` for the concat critic) is
+alive at a time, in the forward and the backward pass: the recipe of FlashAttention (Dao et
+al. 2022) and Inf-CL (Cheng et al. 2024, "Breaking the Memory Barrier").
+
+**Ring.** With ``ring=True`` under a mapped ``axis_name`` (``shard_map``/``pmap``) each device
+holds its rows *and only its own columns*. The column blocks (the towers' outputs, plus their
+labels) travel around the devices with ``jax.lax.ppermute``: at step ``k`` device ``d`` holds
+device ``d + k``'s columns, so after ``D`` steps every row has met every column and no device
+ever holds more than two blocks. The backward pass sends the columns around again, with the
+gradient of each block travelling alongside it until it is back on its owner. A device's own
+block comes first, so its row ``i``'s positive is at ``[i, i + offset]`` of that block, as with
+:func:`factorcl_jax.train.global_columns`.
+
+Bounds with a tiled form (:data:`BOUND_STATISTICS`): ``infonce``, ``nce_club``, ``supcon``,
+``tuba``, ``nwj``, ``dv``, ``mine``, ``js_fgan``, ``js``, ``smile``. Every value and gradient
+equals the dense computation on :func:`factorcl_jax.critics.pairwise_scores`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from factorcl_jax import bounds
+from factorcl_jax.bounds import _mine_update, _pooled_log_mean_exp, _value_with_gradient_of
+
+__all__ = [
+    "BOUND_STATISTICS",
+    "STATISTICS",
+    "bound_from_statistics",
+    "class_statistics",
+    "row_statistics",
+    "tiled_bound",
+]
+
+_LOG_SUM_EXP = ("logsumexp", "negative_logsumexp", "clipped_negative_logsumexp")
+_SUM = ("positive", "sum", "negative_softplus_sum", "label_sum", "label_count")
+STATISTICS = _LOG_SUM_EXP + _SUM
+"""Row statistics, each ``[n]`` (``o`` = offset, ``P(i) = {j : y_j = y_i}``):
+
+* ``positive``: ``s_{i, i+o}``;
+* ``sum``: ``sum_j s_ij``;
+* ``logsumexp``: ``log sum_j e^{s_ij}``;
+* ``negative_logsumexp``: ``log sum_{j != i+o} e^{s_ij}``;
+* ``clipped_negative_logsumexp``: ``log sum_{j != i+o} e^{clip(s_ij, -tau, tau)}``;
+* ``negative_softplus_sum``: ``sum_{j != i+o} softplus(s_ij)``;
+* ``label_sum``: ``sum_{j in P(i)} s_ij``; ``label_count``: ``|P(i)|``.
+"""
+
+BOUND_STATISTICS: dict[str, tuple[str, ...]] = {
+    "infonce": ("positive", "logsumexp"),
+    "nce_club": ("positive", "sum"),
+    "supcon": ("logsumexp", "label_sum", "label_count"),
+    "tuba": ("positive", "negative_logsumexp"),
+    "nwj": ("positive", "negative_logsumexp"),
+    "dv": ("positive", "negative_logsumexp"),
+    "mine": ("positive", "negative_logsumexp"),
+    "js_fgan": ("positive", "negative_softplus_sum"),
+    "js": ("positive", "negative_logsumexp", "negative_softplus_sum"),
+    "smile": ("positive", "clipped_negative_logsumexp", "negative_softplus_sum"),
+}
+"""The row statistics each bound of :mod:`factorcl_jax.bounds` is computed from."""
+
+
+def tiled_bound(
+    bound: str | Callable[..., Any],
+    critic: nn.Module,
+    params: Any,
+    x: Array,
+    y: Array,
+    *,
+    block_rows: int | None = None,
+    block_cols: int | None = None,
+    offset: int | Array = 0,
+    axis_name: str | None = None,
+    ring: bool = False,
+    row_labels: Array | None = None,
+    column_labels: Array | None = None,
+    **options: Any,
+) -> Array | tuple[Array, bounds.MineState]:
+    """``bound(pairwise_scores(critic, params, x, y), ...)`` over tiles of the critic.
+
+    The same value and gradients as the dense bound, with memory ``O((n + m) H)`` plus one
+    tile of ``block_rows x block_cols`` pairs instead of ``O(n m)`` scores and ``O(b m H)``
+    pair activations.
+
+    Args:
+      bound: a bound of :mod:`factorcl_jax.bounds` with a tiled form (:data:`BOUND_STATISTICS`),
+        e.g. ``bounds.infonce``, or its name.
+      critic: a module with ``embed_x``, ``embed_y`` and ``pair``.
+      params: its variables.
+      x: ``[n, dx]`` rows.
+      y: ``[m, dy]`` columns (with ``ring``: this device's ``[m_local, dy]``).
+      block_rows: rows per tile (``None``: all).
+      block_cols: columns per tile (``None``: all of a device's block).
+      offset: column of row 0's positive (of this device's own block with ``ring``).
+      axis_name: mapped axis whose devices hold the batch: ``dv``, ``mine`` and ``smile`` pool
+        their log-mean-exp over it, and ``ring`` passes the columns around it.
+      ring: ``y`` holds this device's columns only; every device's columns are visited by
+        ``ppermute`` around ``axis_name`` (``m = D * m_local``).
+      row_labels: ``[n]`` integer labels (``supcon``).
+      column_labels: ``[m]`` (``[m_local]`` with ``ring``) integer labels (``supcon``).
+      **options: the bound's own keywords: ``log_baseline`` (``tuba``), ``clip`` (``smile``,
+        default 5.0; ``None`` is unclipped), ``state`` and ``decay`` (``mine``).
+
+    Returns:
+      The bound's scalar value, this device's share as in :mod:`bounds` (``mine``:
+      ``(value, new_state)``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from factorcl_jax import bounds, critics
+      >>> critic = critics.ConcatCritic(hidden=(16, 16))
+      >>> x, y = jax.random.normal(jax.random.key(1), (10, 3)), jnp.ones((10, 5))
+      >>> params = critic.init(jax.random.key(0), x, y)
+      >>> tiled = critics.tiled_bound(bounds.infonce, critic, params, x, y, block_rows=4,
+      ...                             block_cols=3)
+      >>> dense = bounds.infonce(critics.pairwise_scores(critic, params, x, y))
+      >>> bool(jnp.allclose(tiled, dense, rtol=1e-5))
+      True
+    """
+    name = bound if isinstance(bound, str) else getattr(bound, "__name__", repr(bound))
+    if name not in BOUND_STATISTICS or not (
+        isinstance(bound, str) or bound is getattr(bounds, name)
+    ):
+        raise ValueError(
+            f"`bound` must be one of {list(BOUND_STATISTICS)} (a function of "
+            f"factorcl_jax.bounds or its name), got {bound!r}"
+        )
+    allowed = {"tuba": {"log_baseline"}, "smile": {"clip"}, "mine": {"state", "decay"}}
+    unexpected = set(options) - allowed.get(name, set())
+    if unexpected:
+        raise TypeError(f"{name} takes no option(s) {sorted(unexpected)}")
+    clip = options.pop("clip", 5.0)
+    if name == "smile" and clip is not None and not clip > 0:
+        raise ValueError(f"`clip` must be positive or None, got {clip}")
+    statistics = row_statistics(
+        critic,
+        params,
+        x,
+        y,
+        BOUND_STATISTICS[name],
+        block_rows=block_rows,
+        block_cols=block_cols,
+        offset=offset,
+        axis_name=axis_name,
+        ring=ring,
+        row_labels=row_labels,
+        column_labels=column_labels,
+        clip=clip,
+    )
+    num_columns = y.shape[0] * (jax.lax.axis_size(axis_name) if ring else 1)
+    return bound_from_statistics(name, statistics, num_columns, axis_name=axis_name, **options)
+
+
+def row_statistics(
+    critic: nn.Module,
+    params: Any,
+    x: Array,
+    y: Array,
+    names: Sequence[str],
+    *,
+    block_rows: int | None = None,
+    block_cols: int | None = None,
+    offset: int | Array = 0,
+    axis_name: str | None = None,
+    ring: bool = False,
+    row_labels: Array | None = None,
+    column_labels: Array | None = None,
+    clip: float | None = None,
+) -> dict[str, Array]:
+    """Row statistics (:data:`STATISTICS`) of the critic's scores ``s_ij = f(x_i, y_j)``.
+
+    Computed over tiles of ``block_rows x block_cols`` pairs without building the ``[n, m]``
+    matrix; differentiable (reverse mode) with a backward pass that recomputes the tiles.
+    Scores are reduced in float32 whatever the critic's compute dtype.
+
+    Args:
+      critic: a module with ``embed_x``, ``embed_y`` and ``pair`` (see :mod:`critics`).
+      params: its variables.
+      x: ``[n, dx]`` rows.
+      y: ``[m, dy]`` columns; with ``ring`` this device's ``m_local`` columns (``m = D *
+        m_local`` over the ``D`` devices of ``axis_name``).
+      names: the statistics to compute (names from :data:`STATISTICS`).
+      block_rows: rows per tile (``None``: all ``n``).
+      block_cols: columns per tile (``None``: all columns of a block).
+      offset: column of row 0's positive (in this device's own block with ``ring``);
+        ``0 <= offset <= m - n`` (``m_local - n`` with ``ring``).
+      axis_name: the mapped axis the ring runs over (only read with ``ring``).
+      ring: visit the columns of every device of ``axis_name`` by ``ppermute``.
+      row_labels: ``[n]`` integer labels (``label_*`` statistics only).
+      column_labels: ``[m]`` (``[m_local]`` with ``ring``) integer labels of the columns.
+      clip: ``tau > 0`` of ``clipped_negative_logsumexp`` (``None``: not clipped).
+
+    Returns:
+      ``{name: [n] float32}``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from factorcl_jax import critics, tiled
+      >>> critic = critics.ConcatCritic(hidden=(16, 16))
+      >>> x, y = jnp.ones((10, 3)), jnp.ones((10, 5))
+      >>> params = critic.init(jax.random.key(0), x, y)
+      >>> stats = tiled.row_statistics(critic, params, x, y, ["logsumexp"], block_rows=4,
+      ...                              block_cols=3)
+      >>> stats["logsumexp"].shape
+      (10,)
+    """
+    names = tuple(dict.fromkeys(names))
+    unknown = [name for name in names if name not in STATISTICS]
+    if unknown or not names:
+        raise ValueError(f"`names` must be a non-empty list of {STATISTICS}, got {names}")
+    _check_inputs(x, y, ring, axis_name)
+    block_rows = _check_block("block_rows", block_rows)
+    block_cols = _check_block("block_cols", block_cols)
+    labelled = any(name.startswith("label_") for name in names)
+    _check_labels(row_labels, column_labels, x.shape[0], y.shape[0], labelled)
+    if clip is not None and not clip > 0:
+        raise ValueError(f"`clip` must be positive or None, got {clip}")
+    num_devices = jax.lax.axis_size(axis_name) if ring else 1
+    _check_offset(offset, x.shape[0], y.shape[0], y.shape[0] * num_devices, ring)
+    if not labelled:
+        row_labels = column_labels = None
+
+    u = critic.apply(params, x, method=critic.embed_x)
+    v = critic.apply(params, y, method=critic.embed_y)
+    # Under shard_map a value is either the same on every device or varies over the axis; the
+    # tile loops mix all three inputs, so they must agree (the transpose of this cast sums the
+    # gradient of replicated parameters over the devices).
+    axes = _varying_axes((params, u, v))
+    params, u, v = _vary((params, u, v), axes)
+    plan = _Plan(
+        pair=lambda p, a, b: critic.apply(p, a, b, method=critic.pair),
+        names=names,
+        rows_per_block=min(block_rows or x.shape[0], x.shape[0]),
+        cols_per_tile=min(block_cols or y.shape[0], y.shape[0]),
+        clip=clip,
+        ring_axis=axis_name if ring else None,
+        num_devices=num_devices,
+        varying_axes=axes,
+    )
+    offset = jnp.asarray(offset, jnp.int32)
+    return _tiled_statistics(plan, params, u, v, offset, row_labels, column_labels)
+
+
+def bound_from_statistics(
+    bound: str,
+    statistics: Mapping[str, Array],
+    num_columns: int,
+    *,
+    axis_name: str | None = None,
+    log_baseline: Array | float = 0.0,
+    state: bounds.MineState | None = None,
+    decay: float = 0.99,
+) -> Array | tuple[Array, bounds.MineState]:
+    """The value of ``bound`` (a name of :data:`BOUND_STATISTICS`) from its row statistics.
+
+    The formulas of :mod:`factorcl_jax.bounds` with every reduction over columns replaced by
+    its statistic, e.g. InfoNCE ``log m + mean_i(positive_i - logsumexp_i)``. Values are this
+    device's share (its rows); ``dv``, ``mine`` and ``smile`` pool their log-mean-exp over
+    ``axis_name`` as in :mod:`bounds`.
+
+    Args:
+      bound: the bound's name.
+      statistics: ``{name: [n]}`` holding at least ``BOUND_STATISTICS[bound]``.
+      num_columns: ``m``, the columns every row was scored against.
+      axis_name: mapped axis spanning the global batch (``dv``, ``mine``, ``smile``).
+      log_baseline: ``tuba``'s scalar or ``[n]`` log-baseline.
+      state: ``mine``'s moving average (required for ``mine``).
+      decay: ``mine``'s decay.
+
+    Returns:
+      The scalar value (``(value, new_state)`` for ``mine``).
+    """
+    if bound not in BOUND_STATISTICS:
+        raise ValueError(f"`bound` must be one of {list(BOUND_STATISTICS)}, got {bound!r}")
+    missing = [name for name in BOUND_STATISTICS[bound] if name not in statistics]
+    if missing:
+        raise ValueError(f"{bound} needs the row statistics {missing}")
+    m = num_columns
+    s = statistics
+    negatives = lambda: float(s["positive"].shape[0] * (m - 1))  # beyond int32 at m = 2^16
+    if bound == "infonce":
+        return math.log(m) + jnp.mean(s["positive"] - s["logsumexp"])
+    if bound == "nce_club":
+        return jnp.mean(s["positive"] - s["sum"] / m)
+    if bound == "supcon":
+        return math.log(m) + jnp.mean(s["label_sum"] / s["label_count"] - s["logsumexp"])
+    if bound in ("tuba", "nwj"):
+        b = 1.0 if bound == "nwj" else jnp.asarray(log_baseline, jnp.float32)
+        mean_exp = jnp.exp(s["negative_logsumexp"] - b - math.log(m - 1))
+        return jnp.mean(1.0 + s["positive"] - b - mean_exp)
+    if bound in ("dv", "mine"):
+        log_mean_exp = _pooled_log_mean_exp(s["negative_logsumexp"], negatives(), axis_name)
+        if bound == "dv":
+            return jnp.mean(s["positive"]) - log_mean_exp
+        if state is None:
+            raise ValueError("mine needs `state` (bounds.mine_init() or the last state)")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"`decay` must be in [0, 1), got {decay}")
+        return _mine_update(jnp.mean(s["positive"]), log_mean_exp, state, decay)
+    js_objective = -jnp.mean(jax.nn.softplus(-s["positive"])) - (
+        jnp.sum(s["negative_softplus_sum"]) / negatives()
+    )
+    if bound == "js_fgan":
+        return js_objective
+    if bound == "js":  # nwj(scores + 1)
+        value = jnp.mean(1.0 + s["positive"] - jnp.exp(s["negative_logsumexp"] - math.log(m - 1)))
+    else:  # smile
+        clipped = _pooled_log_mean_exp(s["clipped_negative_logsumexp"], negatives(), axis_name)
+        value = jnp.mean(s["positive"]) - clipped
+    return _value_with_gradient_of(value, js_objective)
+
+
+def class_statistics(
+    class_scores: Array, row_labels: Array, class_counts: Array
+) -> dict[str, Array]:
+    r"""Row statistics of scores whose columns are one-hot labels, from ``[n, C]`` scores.
+
+    When column ``j`` is the label ``y_j`` (``s_ij = c_{i, y_j}``, e.g. SUP's ``I(Z; Y)``
+    critics), the ``m`` columns repeat ``C`` distinct ones, and with ``k_c`` columns of class
+    ``c``:
+
+    .. math::
+        \text{positive}_i = c_{i, y_i}, \quad \text{sum}_i = \sum_c k_c\, c_{ic}, \quad
+        \text{logsumexp}_i = \log \sum_c k_c\, e^{c_{ic}}
+
+    Args:
+      class_scores: ``[n, C]`` scores of every row against every class.
+      row_labels: ``[n]`` integer labels; row ``i``'s positive column has label ``y_i``.
+      class_counts: ``[C]`` number of columns of each class (``m = sum_c k_c``).
+
+    Returns:
+      ``{"positive", "sum", "logsumexp": [n] float32}``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> stats = class_statistics(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.array([2, 1]))
+      >>> [float(stats[k][0]) for k in ("positive", "sum")]
+      [1.0, 2.0]
+    """
+    class_scores = class_scores.astype(jnp.float32)
+    counts = class_counts.astype(jnp.float32)
+    return {
+        "positive": jnp.take_along_axis(class_scores, row_labels[:, None], axis=1)[:, 0],
+        "sum": class_scores @ counts,
+        "logsumexp": jax.nn.logsumexp(class_scores, axis=1, b=counts[None, :]),
+    }
+
+
+# ------------------------------------------------------------------------- checks
+
+
+def _check_inputs(x: Array, y: Array, ring: bool, axis_name: str | None) -> None:
+    for name, array in (("x", x), ("y", y)):
+        if getattr(array, "ndim", None) != 2:
+            raise ValueError(
+                f"`{name}` must have shape [rows, features], got shape "
+                f"{getattr(array, 'shape', type(array).__name__)}"
+            )
+        if not jnp.issubdtype(array.dtype, jnp.floating):
+            raise TypeError(f"`{name}` must be floating-point, got dtype {array.dtype}")
+    if x.shape[0] < 1:
+        raise ValueError(f"`x` needs at least 1 row, got shape {x.shape}")
+    if ring and axis_name is None:
+        raise ValueError("`ring=True` needs the `axis_name` of the devices to pass columns over")
+
+
+def _check_block(name: str, block: int | None) -> int | None:
+    if block is not None and (not isinstance(block, int) or isinstance(block, bool) or block < 1):
+        raise ValueError(f"`{name}` must be a positive int or None, got {block!r}")
+    return block
+
+
+def _check_labels(
+    row_labels: Array | None, column_labels: Array | None, n: int, m: int, needed: bool
+) -> None:
+    if not needed:
+        return
+    for name, labels, size in (("row_labels", row_labels, n), ("column_labels", column_labels, m)):
+        if labels is None:
+            raise ValueError(f"`{name}` ([{size}] integers) are needed by the label statistics")
+        if labels.shape != (size,) or not jnp.issubdtype(labels.dtype, jnp.integer):
+            raise ValueError(
+                f"`{name}` must be [{size}] integers, got {labels.dtype}{list(labels.shape)}"
+            )
+
+
+def _check_offset(offset: int | Array, n: int, m_block: int, m: int, ring: bool) -> None:
+    if m < 2:
+        raise ValueError(f"the scores need at least 2 columns (one positive), got m = {m}")
+    if isinstance(offset, jax.Array):
+        if offset.shape != () or not jnp.issubdtype(offset.dtype, jnp.integer):
+            raise TypeError(f"`offset` must be an int or an integer scalar array, got {offset!r}")
+        try:
+            offset = int(offset)
+        except jax.errors.ConcretizationTypeError:
+            return  # traced (e.g. axis_index * n): range-checked by the caller
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise TypeError(f"`offset` must be an int or an integer scalar array, got {offset!r}")
+    if not 0 <= offset <= m_block - n:
+        where = "this device's column block" if ring else "the columns"
+        raise ValueError(
+            f"`offset` must be in [0, {m_block - n}] so that the positives [i, i + offset] of "
+            f"the {n} rows fall in {where} ({m_block}), got {offset}"
+        )
+
+
+# ------------------------------------------------------------------------- the tiles
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Plan:
+    """What the tile loops need besides arrays (closed over by the custom VJP)."""
+
+    pair: Callable[[Any, Array, Array], Array]  # (params, u [br, H], v [bc, H]) -> [br, bc]
+    names: tuple[str, ...]
+    rows_per_block: int
+    cols_per_tile: int
+    clip: float | None
+    ring_axis: str | None
+    num_devices: int
+    varying_axes: tuple[str, ...]
+
+
+def _varying(leaf: Array) -> frozenset[str]:
+    """The mapped axes ``leaf`` varies over under ``shard_map`` (empty elsewhere)."""
+    aval = jax.typeof(leaf)
+    vma = getattr(aval, "vma", None)  # older JAX; newer JAX keeps it under ``mat``
+    if vma is None:
+        vma = getattr(getattr(aval, "mat", None), "varying", ())
+    return frozenset(vma)
+
+
+def _varying_axes(tree: Any) -> tuple[str, ...]:
+    return tuple(sorted(frozenset().union(*map(_varying, jax.tree.leaves(tree)))))
+
+
+def _vary(tree: Any, axes: tuple[str, ...]) -> Any:
+    """Every leaf of ``tree`` marked as varying over ``axes`` (a no-op outside shard_map)."""
+
+    def cast(leaf: Array) -> Array:
+        missing = tuple(a for a in axes if a not in _varying(leaf))
+        return jax.lax.pcast(leaf, missing, to="varying") if missing else leaf
+
+    return jax.tree.map(cast, tree)
+
+
+def _blocks(array: Array | None, block: int, fill: float | int = 0) -> Array | None:
+    """``[k, ...] -> [ceil(k / block), block, ...]``, padded with ``fill``."""
+    if array is None:
+        return None
+    count = -(-array.shape[0] // block)
+    padding = [(0, count * block - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
+    return jnp.pad(array, padding, constant_values=fill).reshape(count, block, *array.shape[1:])
+
+
+def _tile_masks(
+    rows: Array,
+    columns: Array,
+    n: int,
+    m_block: int,
+    own: Array,
+    offset: Array,
+    row_labels: Array | None,
+    column_labels: Array | None,
+) -> tuple[Array, Array, Array | None]:
+    """``(valid, positive, same_label)`` ``[br, bc]`` masks of one tile.
+
+    ``rows``/``columns`` are the tile's row and column indices (padding beyond ``n`` /
+    ``m_block``); positives only exist in the device's own block (``own``).
+    """
+    valid = (rows[:, None] < n) & (columns[None, :] < m_block)
+    positive = valid & own & (columns[None, :] == rows[:, None] + offset)
+    same_label = None
+    if row_labels is not None:
+        same_label = valid & (row_labels[:, None] == column_labels[None, :])
+    return valid, positive, same_label
+
+
+def _included(name: str, masks) -> Array:
+    """Pairs of the tile a statistic reduces over."""
+    valid, positive, same_label = masks
+    return {
+        "positive": positive,
+        "sum": valid,
+        "logsumexp": valid,
+        "negative_logsumexp": valid & ~positive,
+        "clipped_negative_logsumexp": valid & ~positive,
+        "negative_softplus_sum": valid & ~positive,
+        "label_sum": same_label,
+        "label_count": same_label,
+    }[name]
+
+
+def _transformed(name: str, scores: Array, clip: float | None) -> Array:
+    """The per-pair quantity a statistic reduces (the score, a clipped score, ...)."""
+    if name == "clipped_negative_logsumexp" and clip is not None:
+        return jnp.clip(scores, -clip, clip)
+    if name == "negative_softplus_sum":
+        return jax.nn.softplus(scores)
+    if name == "label_count":
+        return jnp.ones_like(scores)
+    return scores
+
+
+def _derivative(name: str, scores: Array, clip: float | None) -> Array:
+    """``d transformed / d score`` for every pair of the tile."""
+    if name == "clipped_negative_logsumexp" and clip is not None:
+        return ((scores > -clip) & (scores < clip)).astype(scores.dtype)
+    if name == "negative_softplus_sum":
+        return jax.nn.sigmoid(scores)
+    if name == "label_count":
+        return jnp.zeros_like(scores)
+    return jnp.ones_like(scores)
+
+
+def _tile_reduction(name: str, scores: Array, masks, clip: float | None) -> Array:
+    """The statistic over one tile's columns: ``[br, bc] -> [br]``."""
+    include = _included(name, masks)
+    values = _transformed(name, scores, clip)
+    if name in _LOG_SUM_EXP:
+        return jax.nn.logsumexp(jnp.where(include, values, -jnp.inf), axis=1)
+    return jnp.sum(jnp.where(include, values, 0.0), axis=1)
+
+
+def _combine(name: str, accumulated: Array, tile: Array) -> Array:
+    return jnp.logaddexp(accumulated, tile) if name in _LOG_SUM_EXP else accumulated + tile
+
+
+def _score_cotangent(plan: _Plan, scores: Array, masks, statistics, cotangents) -> Array:
+    """``dL/ds_ij = sum_k g_k,i * d statistic_k,i / d s_ij`` on one ``[br, bc]`` tile.
+
+    For a log-sum-exp statistic ``l_i`` the derivative is ``e^{t_ij - l_i} t'_ij`` (softmax
+    weights from the saved ``l_i``); for a sum it is ``t'_ij``.
+    """
+    total = jnp.zeros_like(scores)
+    for name in plan.names:
+        weight = _derivative(name, scores, plan.clip)
+        if name in _LOG_SUM_EXP:
+            weight = weight * jnp.exp(
+                _transformed(name, scores, plan.clip) - statistics[name][:, None]
+            )
+        term = cotangents[name][:, None] * weight
+        total = total + jnp.where(_included(name, masks), term, 0.0)
+    return total
+
+
+def _initial_statistics(plan: _Plan, num_blocks: int) -> dict[str, Array]:
+    start = {name: -jnp.inf if name in _LOG_SUM_EXP else 0.0 for name in plan.names}
+    full = {
+        name: jnp.full((num_blocks, plan.rows_per_block), value, jnp.float32)
+        for name, value in start.items()
+    }
+    return _vary(full, plan.varying_axes)
+
+
+def _ring_pass(plan: _Plan, carry: Any, visit: Callable, travelling: Any) -> tuple[Any, Any]:
+    """Runs ``visit(carry, travelling, own)`` on this device's columns and then, with a ring,
+    on every other device's, passing ``travelling`` one device back each time.
+
+    Returns the final ``carry`` and ``travelling`` (back on its owner after ``D`` steps).
+    """
+    if plan.ring_axis is None:
+        return visit(carry, travelling, jnp.asarray(True))
+    size = plan.num_devices
+    # device d sends to d - 1, so at step k it holds the columns of device d + k
+    permutation = [(device, (device - 1) % size) for device in range(size)]
+
+    def step(state, index):
+        carry, travelling = state
+        carry, travelling = visit(carry, travelling, index == 0)
+        travelling = jax.lax.ppermute(travelling, plan.ring_axis, permutation)
+        return (carry, travelling), None
+
+    (carry, travelling), _ = jax.lax.scan(step, (carry, travelling), jnp.arange(size))
+    return carry, travelling
+
+
+def _prepare(plan: _Plan, u: Array, v: Array, row_labels: Array | None):
+    n, m_block = u.shape[0], v.shape[0]
+    row_blocks = (
+        _blocks(u, plan.rows_per_block),
+        _blocks(jnp.arange(n), plan.rows_per_block, fill=n),
+        _blocks(row_labels, plan.rows_per_block, fill=-1),
+    )
+    return n, m_block, row_blocks
+
+
+def _column_tiles(plan: _Plan, v: Array, column_labels: Array | None, m_block: int):
+    return (
+        _blocks(v, plan.cols_per_tile),
+        _blocks(jnp.arange(m_block), plan.cols_per_tile, fill=m_block),
+        _blocks(column_labels, plan.cols_per_tile, fill=-1),
+    )
+
+
+def _forward(plan: _Plan, params, u, v, offset, row_labels, column_labels) -> dict[str, Array]:
+    n, m_block, row_blocks = _prepare(plan, u, v, row_labels)
+
+    def visit(accumulated, columns, own):
+        v, column_labels = columns
+        tiles = _column_tiles(plan, v, column_labels, m_block)
+
+        def row_block(inputs):
+            (u_r, rows, labels_r), accumulated_r = inputs
+
+            def column_tile(accumulated_r, tile):
+                v_c, cols, labels_c = tile
+                scores = plan.pair(params, u_r, v_c).astype(jnp.float32)
+                masks = _tile_masks(rows, cols, n, m_block, own, offset, labels_r, labels_c)
+                return {
+                    name: _combine(name, value, _tile_reduction(name, scores, masks, plan.clip))
+                    for name, value in accumulated_r.items()
+                }, None
+
+            return jax.lax.scan(column_tile, accumulated_r, tiles)[0]
+
+        return jax.lax.map(row_block, (row_blocks, accumulated)), columns
+
+    start = _initial_statistics(plan, row_blocks[0].shape[0])
+    statistics, _ = _ring_pass(plan, start, visit, (v, column_labels))
+    return {name: value.reshape(-1)[:n] for name, value in statistics.items()}
+
+
+def _backward(plan: _Plan, residuals, cotangents):
+    params, u, v, offset, row_labels, column_labels, statistics = residuals
+    n, m_block, row_blocks = _prepare(plan, u, v, row_labels)
+    pad = lambda tree: jax.tree.map(lambda a: _blocks(a, plan.rows_per_block), tree)
+    per_row = (pad(statistics), pad(dict(cotangents)))
+
+    def visit(carry, travelling, own):
+        params_grad, u_grad = carry
+        v, column_labels, v_grad = travelling
+        tiles = _column_tiles(plan, v, column_labels, m_block)
+        v_grad_tiles = _blocks(v_grad, plan.cols_per_tile)
+
+        def row_block(carry, inputs):
+            params_grad, v_grad_tiles = carry
+            (u_r, rows, labels_r), (statistics_r, cotangents_r) = inputs
+
+            def column_tile(carry, tile):
+                params_grad, u_grad_r = carry
+                (v_c, cols, labels_c), v_grad_c = tile
+                scores, pullback = jax.vjp(plan.pair, params, u_r, v_c)
+                masks = _tile_masks(rows, cols, n, m_block, own, offset, labels_r, labels_c)
+                score_grad = _score_cotangent(
+                    plan, scores.astype(jnp.float32), masks, statistics_r, cotangents_r
+                )
+                d_params, d_u, d_v = pullback(score_grad.astype(scores.dtype))
+                params_grad = jax.tree.map(jnp.add, params_grad, d_params)
+                return (params_grad, u_grad_r + d_u), v_grad_c + d_v
+
+            u_grad_r = _vary(jnp.zeros(u_r.shape, jnp.float32), plan.varying_axes)
+            (params_grad, u_grad_r), v_grad_tiles = jax.lax.scan(
+                column_tile, (params_grad, u_grad_r), (tiles, v_grad_tiles)
+            )
+            return (params_grad, v_grad_tiles), u_grad_r
+
+        (params_grad, v_grad_tiles), u_grads = jax.lax.scan(
+            row_block, (params_grad, v_grad_tiles), (row_blocks, per_row)
+        )
+        v_grad = v_grad_tiles.reshape(-1, v.shape[1])[:m_block]
+        return (params_grad, u_grad + u_grads), (v, column_labels, v_grad)
+
+    zeros = lambda a: jnp.zeros(a.shape, jnp.float32)
+    carry = _vary((jax.tree.map(zeros, params), zeros(row_blocks[0])), plan.varying_axes)
+    v_grad = _vary(zeros(v), plan.varying_axes)
+    (params_grad, u_grad), (_, _, v_grad) = _ring_pass(
+        plan, carry, visit, (v, column_labels, v_grad)
+    )
+    params_grad = jax.tree.map(lambda g, p: g.astype(p.dtype), params_grad, params)
+    u_grad = u_grad.reshape(-1, u.shape[1])[:n].astype(u.dtype)
+    return params_grad, u_grad, v_grad.astype(v.dtype), None, None, None
+
+
+def _tiled_statistics(plan: _Plan, params, u, v, offset, row_labels, column_labels):
+    @jax.custom_vjp
+    def statistics(params, u, v, offset, row_labels, column_labels):
+        return _forward(plan, params, u, v, offset, row_labels, column_labels)
+
+    def forward(params, u, v, offset, row_labels, column_labels):
+        values = _forward(plan, params, u, v, offset, row_labels, column_labels)
+        return values, (params, u, v, offset, row_labels, column_labels, values)
+
+    statistics.defvjp(forward, lambda residuals, g: _backward(plan, residuals, g))
+    return statistics(params, u, v, offset, row_labels, column_labels)
