@@ -1,30 +1,31 @@
-"""One FactorCL training step at the paper's sizes: factorcl_jax against a PyTorch baseline.
+"""One FactorCL training step at the paper's sizes: factorcl_jax against PyTorch.
 
 Model (the paper's synthetic setting): two encoders ``100 -> 512 -> 512 -> 512 -> 128``,
-four heads ``128 -> 512 -> 128`` (``S1, S2, U1, U2``), one concat critic ``MLP([x; y])``
-with two hidden layers of 512 per term, Adam. One step is the paper's two-optimizer update:
-the main parameters maximise the FactorCL objective with the CLUB critics held fixed, then the
-CLUB critics take one InfoNCE step on the (fixed) embeddings. FactorCL-SSL also encodes an
-augmented view of each modality (Gaussian noise or feature masking, one per sample).
+projection heads, one concat critic ``MLP([x; y])`` with two hidden layers of 512 per term,
+Adam. One step is the paper's two-optimizer update: the main parameters maximise the FactorCL
+objective with the CLUB critics held fixed, then the CLUB critics take one InfoNCE step.
+FactorCL-SSL also encodes an augmented view of each modality.
 
-Implementations, in one run:
+Implementations, in one run (each PyTorch one in a subprocess of its own, on the CPU):
 
-  factorcl_jax           ``train.default_trainer(...).jit_step``: two-tower critics (the first
-                         layer ``A x + B y`` runs once per row and per column), SUP's
-                         ``I(Z; Y)`` critics scored per class, one jitted step
-  torch_reference_style  written here from the paper's equations in PyTorch (CPU), the kind of
-                         the reference code: concat critics on a tiled ``[n, n, dx + dy]`` pair
-                         tensor, the same terms (taken from ``objectives.METHODS``), two Adam
-                         optimizers; run in a subprocess so both get the machine to themselves
+  factorcl_jax          ``train.default_trainer(...).jit_step``: two-tower critics (the first
+                        layer ``A x + B y`` runs once per row and per column), SUP's
+                        ``I(Z; Y)`` critics scored per class, one jitted step
+  torch_faithful        ``torch_reference_step.py``: the work the authors' PyTorch code does per
+                        step (its layout of heads, critics, optimizers and augmentation; see
+                        that file), written from the paper and from reading that code
+  torch_reference_code  with ``--reference-repo DIR``: the authors' own code from a checkout
+                        of github.com/pliang279/FactorCL, run on the CPU (nothing of it ships
+                        here); shows how close ``torch_faithful`` is to it
 
-Reported per row: median (and minimum) seconds of one step after compilation and a warm-up
-step, compile seconds (JAX), the matmul GFLOP the implementation executes per step (forward
-and backward, counted layer by layer in :func:`step_flops`; for JAX also XLA's own count of
-the compiled step, which adds the elementwise work) and the achieved GFLOP/s. The float32
-matmul peak of this machine (jitted ``[2048, 2048] @ [2048, 2048]``) and the load average
-(other processes share the CPU) are recorded in the same run.
+Reported per row: median (and minimum) seconds of one step after a warm-up step, compile
+seconds (JAX), the matmul GFLOP the implementation executes per step (forward and backward,
+counted layer by layer: :func:`jax_step_flops`, :func:`faithful_step_flops`; for JAX also
+XLA's own count of the compiled step, which adds the elementwise work) and the achieved
+GFLOP/s. The float32 matmul peak of this machine (jitted ``[2048, 2048] @ [2048, 2048]``) and
+the load average (other processes share the CPU) are recorded in the same run.
 
-Usage: python benchmarks/train_step.py [--out DIR] [--quick]
+Usage: python benchmarks/train_step.py [--out DIR] [--quick] [--reference-repo DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import functools
 import itertools
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -49,7 +51,8 @@ from factorcl_jax.reporting import format_table, make_run_dir, write_json
 from common import matmul_peak_gflops, torch_available
 
 VARIANTS = ("FactorCL-SSL", "FactorCL-SUP")
-IMPLS = ("factorcl_jax", "torch_reference_style")
+POOL_BATCHES = 4
+"""The PyTorch workers draw each step's batch from ``POOL_BATCHES * batch`` rows."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,36 +86,23 @@ def dense_flops(rows: int, widths: list[int], *, weight_grad: bool, input_grad: 
 
 
 def critic_flops(
-    n: int,
-    m: int,
-    dx: int,
-    dy: int,
-    hidden: int,
-    *,
-    tiled: bool,
-    weight_grad: bool,
-    input_grad: bool,
+    n: int, m: int, dx: int, dy: int, hidden: int, *, weight_grad: bool, input_grad: bool
 ) -> int:
-    """One concat critic ``MLP([x; y])`` on all ``n * m`` pairs of ``n`` rows, ``m`` columns.
+    """One two-tower concat critic ``MLP([x; y])`` on all ``n * m`` pairs.
 
-    Tiled: every layer runs on ``n * m`` rows. Two towers: the first layer runs as ``A x`` on
-    ``n`` rows and ``B y`` on ``m`` columns, the rest on ``n * m`` pairs.
+    The first layer runs as ``A x`` on the ``n`` rows and ``B y`` on the ``m`` columns, the
+    rest of the MLP on the ``n * m`` pairs.
     """
+    first = dense_flops(n, [dx, hidden], weight_grad=weight_grad, input_grad=input_grad)
+    first += dense_flops(m, [dy, hidden], weight_grad=weight_grad, input_grad=input_grad)
     rest = dense_flops(
         n * m, [hidden, hidden, 1], weight_grad=weight_grad, input_grad=weight_grad or input_grad
     )
-    if tiled:
-        first = dense_flops(
-            n * m, [dx + dy, hidden], weight_grad=weight_grad, input_grad=input_grad
-        )
-    else:
-        first = dense_flops(n, [dx, hidden], weight_grad=weight_grad, input_grad=input_grad)
-        first += dense_flops(m, [dy, hidden], weight_grad=weight_grad, input_grad=input_grad)
     return first + rest
 
 
 def term_widths(method: objectives.Method, term: objectives.Term, sizes: Sizes) -> tuple[int, int]:
-    """Input widths ``(dx, dy)`` of a term's critic."""
+    """Input widths ``(dx, dy)`` of a term's critic in factorcl_jax."""
     target = sizes.num_classes if method.supervised else sizes.embed_dim
     dx = sizes.embed_dim + (target if term.conditioned else 0)
     dy = (target if term.right == objectives.TARGET else sizes.embed_dim) + (
@@ -121,48 +111,95 @@ def term_widths(method: objectives.Method, term: objectives.Term, sizes: Sizes) 
     return dx, dy
 
 
-def step_flops(variant: str, n: int, sizes: Sizes, impl: str) -> int:
-    """Matmul FLOPs one implementation executes for one step (both updates, fwd + bwd).
+def encoder_widths(sizes: Sizes) -> list[int]:
+    return [sizes.input_dim, *[sizes.encoder_hidden] * sizes.encoder_layers, sizes.embed_dim]
+
+
+def jax_step_flops(variant: str, n: int, sizes: Sizes) -> int:
+    """Matmul FLOPs of one factorcl_jax step (both updates, forward and backward).
 
     The main update runs every term forward and backward (CLUB critics: input gradients
-    only); the CLUB update then needs the CLUB critics' weight gradients. ``torch_reference_style``
-    tiles the pairs and runs the CLUB critics' forward again in the CLUB update;
-    ``factorcl_jax`` evaluates the first layer per row and per column, scores SUP's
-    ``I(Z; Y)`` terms against the ``C`` classes instead of the ``n`` one-hot columns
-    (:meth:`train.Trainer.label_scores`), and XLA reuses the main update's CLUB forward (same
-    parameters, same inputs) in the CLUB update.
+    only); the CLUB update then needs the CLUB critics' weight gradients, and XLA reuses the
+    main update's CLUB forward (same parameters, same inputs). SUP's ``I(Z; Y)`` terms score
+    the ``C`` classes instead of the ``n`` one-hot columns (:meth:`train.Trainer.label_scores`).
     """
-    if impl not in IMPLS:
-        raise ValueError(f"`impl` must be one of {IMPLS}, got {impl!r}")
-    tiled = impl == "torch_reference_style"
     method = objectives.get_method(variant)
     views = 1 if method.supervised else 2
-    encoder = [sizes.input_dim, *[sizes.encoder_hidden] * sizes.encoder_layers, sizes.embed_dim]
     head = [sizes.embed_dim, sizes.encoder_hidden, sizes.embed_dim]
-    total = views * 2 * dense_flops(n, encoder, weight_grad=True, input_grad=False)
+    total = views * 2 * dense_flops(n, encoder_widths(sizes), weight_grad=True, input_grad=False)
     total += (
         views
         * len(method.representations)
         * dense_flops(n, head, weight_grad=True, input_grad=True)
     )
     for term in method.terms:
-        label_columns = method.supervised and term.right == objectives.TARGET and not tiled
+        label_columns = method.supervised and term.right == objectives.TARGET
         columns = sizes.num_classes if label_columns else n
         critic = functools.partial(
-            critic_flops,
-            n,
-            columns,
-            *term_widths(method, term, sizes),
-            sizes.critic_hidden,
-            tiled=tiled,
+            critic_flops, n, columns, *term_widths(method, term, sizes), sizes.critic_hidden
         )
         if term.bound != "nce_club":
             total += critic(weight_grad=True, input_grad=True)
-            continue
-        total += critic(weight_grad=False, input_grad=True)
-        total += critic(weight_grad=True, input_grad=False)
-        if not tiled:
+        else:  # main: input gradients; CLUB update: weight gradients, forward shared
+            total += critic(weight_grad=False, input_grad=True)
+            total += critic(weight_grad=True, input_grad=False)
             total -= critic(weight_grad=False, input_grad=False)
+    return total
+
+
+def faithful_critic_widths(supervised: bool, sizes: Sizes) -> dict[str, tuple[int, int]]:
+    """Input widths ``(dx, dy)`` of the reference layout's six critics.
+
+    SUP reads the label as one float column in ``I(Z; Y)`` and conditions the rows on the
+    one-hot label; SSL conditions both sides on an embedding of the same width.
+    """
+    e, c = sizes.embed_dim, sizes.num_classes
+    conditioned = (e + c, e) if supervised else (2 * e, 2 * e)
+    target = 1 if supervised else e
+    return {
+        "shared": (e, e),
+        "shared_club_given_target": conditioned,
+        "unique1_target": (e, target),
+        "unique2_target": (e, target),
+        "unique_given_target": conditioned,
+        "unique_club": (e, e),
+    }
+
+
+FAITHFUL_CLUB = ("shared_club_given_target", "unique_club")
+FAITHFUL_HEAD_CALLS = {  # supervised: (head evaluations in the main update, in the CLUB update)
+    False: (16, 6),
+    True: (10, 4),
+}
+
+
+def faithful_step_flops(variant: str, n: int, sizes: Sizes) -> int:
+    """Matmul FLOPs of one ``torch_faithful`` (and reference-code) step.
+
+    Every critic is a tiled ``MLP([x; y])`` run on the ``n * n`` pair tile and again on the
+    ``n`` positives, forward and backward with weight and input gradients (the CLUB critics
+    are not frozen in the main backward); heads ``E -> E -> E -> E`` are evaluated per use
+    (:data:`FAITHFUL_HEAD_CALLS`); the CLUB update re-encodes a new batch with autograd on.
+    """
+    supervised = objectives.get_method(variant).supervised
+    widths = faithful_critic_widths(supervised, sizes)
+    encoder = functools.partial(
+        dense_flops, n, encoder_widths(sizes), weight_grad=True, input_grad=False
+    )
+    head = functools.partial(
+        dense_flops, n, [sizes.embed_dim] * 4, weight_grad=True, input_grad=True
+    )
+
+    def critic(name: str) -> int:
+        layers = [sum(widths[name]), sizes.critic_hidden, sizes.critic_hidden, 1]
+        return sum(
+            dense_flops(rows, layers, weight_grad=True, input_grad=True) for rows in (n, n * n)
+        )
+
+    main_heads, club_heads = FAITHFUL_HEAD_CALLS[supervised]
+    views = 1 if supervised else 2
+    total = 2 * views * encoder() + main_heads * head() + sum(map(critic, widths))
+    total += 2 * encoder() + club_heads * head() + sum(map(critic, FAITHFUL_CLUB))
     return total
 
 
@@ -207,164 +244,39 @@ def run_jax(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- torch baseline
+# --------------------------------------------------------------------------- torch baselines
 
-TORCH_WORKER = r"""
-import json, math, statistics, sys, time
-import torch
-
-spec = json.load(sys.stdin)
-torch.manual_seed(0)
-n, s = spec["batch"], spec["sizes"]
-supervised = spec["supervised"]
-E, C = s["embed_dim"], s["critic_hidden"]
+WORKER = pathlib.Path(__file__).with_name("torch_reference_step.py")
 
 
-def mlp(*widths):
-    layers = []
-    for d_in, d_out in zip(widths[:-1], widths[1:]):
-        layers += [torch.nn.Linear(d_in, d_out), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])
-
-
-class TiledConcatCritic(torch.nn.Module):
-    # f(x_i, y_j) = MLP([x_i; y_j]) on the [n, n, dx + dy] tile of every pair.
-    def __init__(self, dx, dy):
-        super().__init__()
-        self.mlp = mlp(dx + dy, C, C, 1)
-
-    def forward(self, x, y):
-        rows, cols = x.shape[0], y.shape[0]
-        pairs = torch.cat(
-            [x[:, None, :].expand(rows, cols, -1), y[None, :, :].expand(rows, cols, -1)], -1
-        )
-        return self.mlp(pairs)[..., 0]
-
-
-def infonce(scores):
-    return math.log(scores.shape[1]) + (scores.diagonal() - scores.logsumexp(1)).mean()
-
-
-def nce_club(scores):
-    return scores.diagonal().mean() - scores.mean()
-
-
-def augment(x):
-    # One of Gaussian noise (0.1) or feature masking (rate 0.2) per sample.
-    noisy = x + 0.1 * torch.randn_like(x)
-    masked = x * (torch.rand_like(x) >= 0.2)
-    use_noise = torch.rand(x.shape[0], 1) < 0.5
-    return torch.where(use_noise, noisy, masked)
-
-
-encoder = [s["input_dim"], *[s["encoder_hidden"]] * s["encoder_layers"], E]
-encoders = torch.nn.ModuleList([mlp(*encoder) for _ in range(2)])
-heads = torch.nn.ModuleDict(
-    {name: mlp(E, s["encoder_hidden"], E) for name in spec["representations"]}
-)
-terms = spec["terms"]
-critics = torch.nn.ModuleDict({t["key"]: TiledConcatCritic(t["dx"], t["dy"]) for t in terms})
-club = [t for t in terms if t["bound"] == "nce_club"]
-club_params = [p for t in club for p in critics[t["key"]].parameters()]
-main_params = [
-    *encoders.parameters(),
-    *heads.parameters(),
-    *(p for t in terms if t["bound"] != "nce_club" for p in critics[t["key"]].parameters()),
-]
-optimizer = torch.optim.Adam(main_params, lr=s["learning_rate"])
-club_optimizer = torch.optim.Adam(club_params, lr=s["learning_rate"])
-
-
-def represent(x1, x2):
-    encoded = [encoders[0](x1), encoders[1](x2)]
-    return {name: heads[name](encoded[m]) for name, m in spec["representations"].items()}
-
-
-def step(x1, x2, y):
-    reps = represent(x1, x2)
-    if supervised:
-        onehot = torch.nn.functional.one_hot(y, s["num_classes"]).float()
-        target = {name: onehot for name in reps}
-    else:
-        target = represent(augment(x1), augment(x2))
-    for p in club_params:
-        p.requires_grad_(False)
-    objective, club_inputs = 0.0, {}
-    for t in terms:
-        left = reps[t["left"]]
-        right = target[t["left"]] if t["right"] == "target" else reps[t["right"]]
-        if t["conditioned"]:
-            left = torch.cat([left, target[t["left"]]], -1)
-            right = torch.cat([right, target[t["right"]]], -1)
-        scores = critics[t["key"]](left, right)
-        bound = infonce if t["bound"] == "infonce" else nce_club
-        objective = objective + t["weight"] * bound(scores)
-        if t["bound"] == "nce_club":
-            club_inputs[t["key"]] = (left.detach(), right.detach())
-    optimizer.zero_grad()
-    (-objective).backward()
-    optimizer.step()
-    for p in club_params:
-        p.requires_grad_(True)
-    club_loss = -sum(infonce(critics[k](*inputs)) for k, inputs in club_inputs.items())
-    club_optimizer.zero_grad()
-    club_loss.backward()
-    club_optimizer.step()
-
-
-x1, x2 = (torch.tensor(spec[k]) for k in ("x1", "x2"))
-y = torch.tensor(spec["y"])
-step(x1, x2, y)
-times = []
-for _ in range(spec["repeats"]):
-    start = time.perf_counter()
-    step(x1, x2, y)
-    times.append(time.perf_counter() - start)
-a = torch.randn(2048, 2048)
-matmul = []
-for _ in range(spec["repeats"] + 1):
-    start = time.perf_counter()
-    a @ a
-    matmul.append(time.perf_counter() - start)
-print(json.dumps({
-    "step_seconds": statistics.median(times),
-    "min_step_seconds": min(times),
-    "matmul_gflops": 2 * 2048**3 / statistics.median(matmul[1:]) / 1e9,
-    "threads": torch.get_num_threads(),
-}))
-"""
-
-
-def torch_spec(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
-    """What the worker needs: sizes, the method's terms with critic widths, and the batch."""
+def torch_spec(variant: str, n: int, sizes: Sizes, repeats: int, impl: str, repo: str | None):
+    """What the worker needs: sizes, the variant, and a pool of rows to draw batches from."""
     method = objectives.get_method(variant)
-    terms = []
-    for term in method.terms:
-        dx, dy = term_widths(method, term, sizes)
-        terms.append({**term._asdict(), "key": term.name.replace("/", "_"), "dx": dx, "dy": dy})
-    batch = example_batch(n, sizes)
+    pool = example_batch(POOL_BATCHES * n, sizes)
     return {
+        "impl": "reference_code" if impl == "torch_reference_code" else "faithful",
+        "reference_repo": repo,
         "batch": n,
         "sizes": dataclasses.asdict(sizes),
         "supervised": method.supervised,
-        "representations": dict(method.representations),
-        "terms": terms,
         "repeats": repeats,
-        **{k: v.tolist() for k, v in batch.items()},
+        **{k: v.tolist() for k, v in pool.items()},
     }
 
 
-def run_torch(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
-    spec = torch_spec(variant, n, sizes, repeats)
+def run_torch(
+    variant: str, n: int, sizes: Sizes, repeats: int, impl: str, repo: str | None = None
+) -> dict:
+    spec = torch_spec(variant, n, sizes, repeats, impl, repo)
     result = subprocess.run(
-        [sys.executable, "-c", TORCH_WORKER],
+        [sys.executable, str(WORKER)],
         input=json.dumps(spec),
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"torch worker failed for {variant}, batch {n}:\n{result.stderr}")
+        raise RuntimeError(f"{impl} failed for {variant}, batch {n}:\n{result.stderr}")
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return {"compile_seconds": None, **measured}
 
@@ -372,18 +284,37 @@ def run_torch(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
 # --------------------------------------------------------------------------- main
 
 
+FLOPS = {
+    "factorcl_jax": jax_step_flops,
+    "torch_faithful": faithful_step_flops,
+    "torch_reference_code": faithful_step_flops,
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="output directory (default: runs/...)")
     parser.add_argument("--quick", action="store_true", help="small smoke preset (~1 min)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per case")
+    parser.add_argument(
+        "--reference-repo",
+        default=None,
+        help="a checkout of github.com/pliang279/FactorCL: also time the authors' own code",
+    )
     args = parser.parse_args(argv)
+    if (
+        args.reference_repo
+        and not (pathlib.Path(args.reference_repo) / "synthetic_model.py").is_file()
+    ):
+        parser.error(f"--reference-repo {args.reference_repo} has no synthetic_model.py")
     out = make_run_dir(args.out, "bench-train-step")
     repeats = args.repeats or (2 if args.quick else 5)
     batches = (32,) if args.quick else (64, 128)
     sizes = Sizes()
-    use_torch = torch_available()
-    if not use_torch:
+    torch_impls = []
+    if torch_available():
+        torch_impls = ["torch_faithful"] + (["torch_reference_code"] if args.reference_repo else [])
+    else:
         print("torch is not installed: only factorcl_jax is timed")
 
     peak = matmul_peak_gflops(1024 if args.quick else 2048)
@@ -392,10 +323,10 @@ def main(argv=None):
     for variant in VARIANTS:
         for n in batches:
             runs = {"factorcl_jax": run_jax(variant, n, sizes, repeats)}
-            if use_torch:
-                runs["torch_reference_style"] = run_torch(variant, n, sizes, repeats)
+            for impl in torch_impls:
+                runs[impl] = run_torch(variant, n, sizes, repeats, impl, args.reference_repo)
             for impl, measured in runs.items():
-                flops = step_flops(variant, n, sizes, impl)
+                flops = FLOPS[impl](variant, n, sizes)
                 rows.append(
                     {
                         "variant": variant,
@@ -410,17 +341,17 @@ def main(argv=None):
             print(format_table(rows[-len(runs) :], ["variant", "batch", "impl", "step_seconds"]))
 
     speedups = {}
-    for variant in VARIANTS:
-        for n in batches:
-            seconds = {
-                r["impl"]: r["step_seconds"]
-                for r in rows
-                if r["variant"] == variant and r["batch"] == n
-            }
-            if len(seconds) == len(IMPLS):
-                speedups[f"{variant}/batch={n}"] = (
-                    seconds["torch_reference_style"] / seconds["factorcl_jax"]
-                )
+    for row in rows:
+        if row["impl"] == "factorcl_jax":
+            continue
+        (jax_row,) = (
+            r
+            for r in rows
+            if r["impl"] == "factorcl_jax"
+            and (r["variant"], r["batch"]) == (row["variant"], row["batch"])
+        )
+        key = f"{row['variant']}/batch={row['batch']}/vs_{row['impl']}"
+        speedups[key] = row["step_seconds"] / jax_row["step_seconds"]
     columns = [
         "variant",
         "batch",
@@ -449,7 +380,7 @@ def main(argv=None):
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],
             "jax": jax.__version__,
-            "torch": use_torch,
+            "torch_impls": torch_impls,
             "load_average": os.getloadavg(),
         },
     )
