@@ -21,7 +21,7 @@ the batch:
 
 Both are lists of terms of :mod:`factorcl_jax.objectives` (``objectives.METHODS["CoMM"]``,
 ``["InfMasking"]``) over named *fused views* of the batch (:class:`objectives.FusedView`);
-:class:`factorcl_jax.train.Trainer` computes the views a method declares with
+:mod:`factorcl_jax.views` computes the views a method declares with
 :func:`view_representations`. This module holds what the terms need:
 
 * :class:`FusionModel`: per-modality encoders, a linear adapter from each encoder output to
@@ -396,7 +396,7 @@ def infmasking(scores: Array, *, draws: int, variance_scale: float = 1.0) -> Arr
     "InfMasking", NeurIPS; the public code's loss equals ``-I_InfMask`` up to the constant.)
 
     Under data parallelism the columns are the global batch with this device's ``K n`` columns
-    first (:func:`factorcl_jax.train.global_columns`), so the positives sit at the same columns.
+    first (:func:`factorcl_jax.scoring.global_columns`), so the positives sit at the same columns.
 
     Args:
       scores: ``[n, m]`` scores, ``m >= K n`` and ``m > K``; the first ``K n`` columns are

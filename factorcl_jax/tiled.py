@@ -25,7 +25,7 @@ device ``d + k``'s columns, so after ``D`` steps every row has met every column 
 ever holds more than two blocks. The backward pass sends the columns around again, with the
 gradient of each block travelling alongside it until it is back on its owner. A device's own
 block comes first, so its row ``i``'s positive is at ``[i, i + offset]`` of that block, as with
-:func:`factorcl_jax.train.global_columns`.
+:func:`factorcl_jax.scoring.global_columns`.
 
 Bounds with a tiled form (:data:`BOUND_STATISTICS`): ``infonce``, ``nce_club``, ``supcon``,
 ``tuba``, ``nwj``, ``dv``, ``mine``, ``js_fgan``, ``js``, ``smile``. Every value and gradient

@@ -88,8 +88,10 @@ def check_finite_float(
     above: float | None = None,
     at_least: float | None = None,
     below: float | None = None,
+    at_most: float | None = None,
 ) -> float:
-    """``value`` as a finite float, optionally ``> above``, ``>= at_least``, ``< below``."""
+    """``value`` as a finite float, optionally ``> above``, ``>= at_least``, ``< below``,
+    ``<= at_most``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{_name(name)} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
@@ -97,6 +99,7 @@ def check_finite_float(
         ("> ", above, lambda bound: value > bound),
         (">= ", at_least, lambda bound: value >= bound),
         ("< ", below, lambda bound: value < bound),
+        ("<= ", at_most, lambda bound: value <= bound),
     ]
     wanted = " and ".join(f"{op}{bound:g}" for op, bound, _ in conditions if bound is not None)
     if not math.isfinite(value) or not all(

@@ -37,6 +37,7 @@ input_dim = 12
 encoder_hidden = 16
 encoder_layers = 1
 embed_dim = 8
+head_hidden = 16
 critic_hidden = 16
 normalize_heads = true
 [train]
@@ -328,12 +329,7 @@ def saving(out):
 
 def final_params(out, config_path):
     config = config_lib.load_config(config_path)
-    splits = run.load_splits(config)
-    steps_per_epoch = len(splits["train"]["y"]) // config.train.batch_size
-    trainer = run.build_trainer(config, "FactorCL-SSL", 2, steps_per_epoch)
-    example = {k: v[:32] for k, v in splits["train"].items()}
-    abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
-    state, meta = Checkpointer(out / "checkpoints" / "factorcl-ssl").restore_latest(abstract)
+    _, (state, meta), _ = run.restore_method(out, config, "FactorCL-SSL", run.load_splits(config))
     return jax.device_get(state), meta
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from factorcl_jax import augment, critics, encoders, models, objectives, train
+from factorcl_jax import augment, critics, encoders, loop, models, objectives
+from factorcl_jax.train import Trainer
 
 ENCODERS = {
     "transformer": encoders.TransformerEncoder(output_dim=8, num_heads=2, num_layers=2),
@@ -109,7 +110,7 @@ def test_sequence_encoders_train_as_factorcl_encoders():
         head_hidden=16,
         embed_dim=8,
     )
-    trainer = train.Trainer(
+    trainer = Trainer(
         method=method,
         model=model,
         critic=critics.ConcatCritic((16,)),
@@ -124,5 +125,5 @@ def test_sequence_encoders_train_as_factorcl_encoders():
         state, measured = trainer.jit_step(state, batch)
         losses.append(float(measured["loss"]))
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
-    embedded = train.embed_dataset(trainer, state.params, batch)
+    embedded = loop.embed_dataset(trainer, state.params, batch)
     assert embedded["factorized"].shape == (8, 8 * len(method.representations))

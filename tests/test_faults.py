@@ -246,7 +246,7 @@ CASES = {
         lambda t: ["train", "--out", t / "r", 'data.feature_dims={"12": -1}'], "feature_dims"
     ),
     "zero block size": expect(
-        lambda t: ["train", "--out", t / "r", "model.block_size=0"], "model.block_size"
+        lambda t: ["train", "--out", t / "r", "memory.block_size=0"], "memory.block_size"
     ),
     "zero keep_last": expect(
         lambda t: ["train", "--out", t / "r", "checkpoint.keep_last=0"], "checkpoint.keep_last"
@@ -255,10 +255,10 @@ CASES = {
         lambda t: ["train", "--out", t / "r", "checkpoint.every_steps=-1"], "every_steps"
     ),
     "mask rate above 1": expect(
-        lambda t: ["train", "--out", t / "r", "train.mask_rate=2"], "train.mask_rate"
+        lambda t: ["train", "--out", t / "r", "augment.rate=2"], "augment.rate"
     ),
     "unknown augmentation": expect(
-        lambda t: ["train", "--out", t / "r", "train.augmentations=bogus"], "train.augmentations"
+        lambda t: ["train", "--out", t / "r", "augment.names=bogus"], "augment.names"
     ),
     "unknown schedule": expect(
         lambda t: ["train", "--out", t / "r", "train.lr_schedule=linear"], "lr_schedule"
@@ -1073,5 +1073,5 @@ def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
     pairs = 4 * 8192 * 8192 * 512
     with pytest.raises(MemoryError, match=r"pair activations: 128 GiB.*set model\.block_size"):
         check_memory(wide, available=pairs)
-    blocked = config_lib.apply_overrides(wide, ["model.block_size=64"])
+    blocked = config_lib.apply_overrides(wide, ["memory.block_size=64"])
     check_memory(blocked, available=pairs)

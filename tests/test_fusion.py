@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_parallel import assert_same_step, exact_trainer, mapped_step, single_device_step
-from test_train import TINY, tiny_data
+from test_train import tiny_data
 
-from factorcl_jax import fusion, models, objectives, train
+from factorcl_jax import fusion, models, objectives, views
+from helpers import TINY, tiny_trainer
 from factorcl_jax.objectives import METHODS, FusedView, Method, Term, Views
 
 TEMPERATURE = 0.1
@@ -326,28 +327,30 @@ def test_fused_methods_must_read_declared_views():
 
 def test_the_trainer_computes_the_declared_views_and_probes_the_fused_representation():
     data = tiny_data(16)
-    trainer = train.default_trainer("InfMasking", **TINY)
+    trainer = tiny_trainer("InfMasking")
     state = trainer.init(jax.random.key(0), data)
-    views = trainer.views(state.params["model"], data, jax.random.key(1))
-    shapes = {name: z.shape for name, z in views.representations.items()}
+    batch_views = views.batch_views(trainer, state.params["model"], data, jax.random.key(1))
+    shapes = {name: z.shape for name, z in batch_views.representations.items()}
+    embed_dim = TINY.model.embed_dim
     assert shapes == {
-        name: (view.draws * 16, TINY["embed_dim"])
+        name: (view.draws * 16, embed_dim)
         for name, view in METHODS["InfMasking"].fused_views.items()
     }
-    assert views.augmented is None
+    assert batch_views.augmented is None
     # Two augmentation draws: the same samples, different inputs to the fusion.
-    assert not np.allclose(views.representations["Z'"], views.representations["Z''"])
+    fused = batch_views.representations
+    assert not np.allclose(fused["Z'"], fused["Z''"])
     embedded = trainer.embed(state.params, data)
-    assert embedded["factorized"].shape == (16, TINY["embed_dim"])  # the fused width
-    assert embedded["encoders"].shape == (16, 2 * TINY["embed_dim"])
+    assert embedded["factorized"].shape == (16, embed_dim)  # the fused width
+    assert embedded["encoders"].shape == (16, 2 * embed_dim)
 
 
 def test_a_fused_method_needs_a_fusion_model_and_augmentations():
-    plain = train.default_trainer("SimCLR", **TINY)
+    plain = tiny_trainer("SimCLR")
     with pytest.raises(ValueError, match=r"must be a fusion\.FusionModel"):
         dataclasses.replace(plain, method=METHODS["CoMM"], model=models.MultimodalModel((), {}))
     with pytest.raises(ValueError, match="needs `augmentations`"):
-        train.default_trainer("CoMM", **{**TINY, "augmentations": None})
+        dataclasses.replace(tiny_trainer("CoMM"), augmentations=None)
 
 
 def test_a_fused_step_on_several_devices_equals_the_single_device_step():

@@ -33,7 +33,7 @@ def test_affect_shapes_masks_and_dropped_samples(mosi):
     path, raw = mosi
     data = multibench.load_affect(path, "mosi", modalities=("vision", "text"), max_length=5)
     assert data.modalities == ("vision", "text") and data.input_dims == (5, 7)
-    assert data.dropped == {"train": 1, "valid": 1, "test": 1}  # all-zero text
+    assert data.dropped == {"train": 1, "validation": 1, "test": 1}  # all-zero text
     for name, size in SIZES.items():
         split = getattr(data, name)
         assert set(split) == {"x1", "x2", "mask1", "mask2", "y"}
@@ -131,12 +131,12 @@ def test_mimic_split_layout(tmp_path, suffix):
 def test_mimic_multibench_im_pk_is_split_like_multibench(tmp_path, name):
     path, raw = write_multibench_mimic(tmp_path / name, num_samples=50)
     icd9 = multibench.load_mimic(path, mimic_task=7, trust_pickle=True)
-    sizes = {name: len(getattr(icd9, name)["y"]) for name in ("train", "valid", "test")}
-    assert sizes == {"train": 40, "valid": 5, "test": 5} and icd9.num_classes == 2
+    sizes = {name: len(getattr(icd9, name)["y"]) for name in ("train", "validation", "test")}
+    assert sizes == {"train": 40, "validation": 5, "test": 5} and icd9.num_classes == 2
     assert icd9.train["x2"].shape == (40, 24, 12)
     mortality = multibench.load_mimic(path, mimic_task=-1, trust_pickle=True)
     assert mortality.num_classes == 6
-    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in ("train", "valid", "test")])
+    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in ("train", "validation", "test")])
     np.testing.assert_array_equal(np.sort(all_labels), np.sort(raw["adm_labels_all"].argmax(1)))
 
 
@@ -213,7 +213,7 @@ def test_corrupt_mimic_files_name_file_and_field(tmp_path):
     with pytest.raises(multibench.DataFormatError, match=r"mimic.pkl: field 'valid/static'"):
         multibench.load_mimic(path, trust_pickle=True)
     loaded = multibench.load_mimic(path, nonfinite="zero", trust_pickle=True)
-    assert np.isfinite(loaded.valid["x1"]).all()
+    assert np.isfinite(loaded.validation["x1"]).all()
     data["valid"]["static"][0, 0] = 0.0
     data["train"]["labels"] = data["train"]["labels"][:5]
     write_pickle(path, data)

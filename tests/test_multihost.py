@@ -21,7 +21,7 @@ import pytest
 from test_parallel import FAST_COMPILE, KEY, exact_trainer
 from test_train import tiny_data
 
-from factorcl_jax import parallel, train
+from factorcl_jax import loop, parallel
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(method="FactorCL-SSL", num_rows=64, epochs=2, batch_size=32, seed=5)
@@ -143,7 +143,7 @@ def single_process_run(data):
     step, losses = None, []
     for epoch in range(RUN["epochs"]):
         local_batches = [
-            train.batches(shard, RUN["batch_size"] // 2, seed=RUN["seed"], epoch=epoch)
+            loop.batches(shard, RUN["batch_size"] // 2, seed=RUN["seed"], epoch=epoch)
             for shard in shards
         ]
         for parts in zip(*local_batches, strict=True):

@@ -15,9 +15,10 @@ import numpy as np
 import optax
 import pytest
 from jax.sharding import PartitionSpec as P
-from test_train import TINY, tiny_data
+from helpers import tiny_trainer
+from test_train import tiny_data
 
-from factorcl_jax import augment, parallel, train
+from factorcl_jax import augment, loop, parallel, views
 
 METHODS = ("SimCLR", "FactorCL-SUP", "FactorCL-SSL")
 WRAPPERS = ("shard_map", "pmap")
@@ -34,7 +35,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 
 def exact_trainer(method, block_size=None, **memory):
-    trainer = train.default_trainer(method, **TINY)
+    trainer = tiny_trainer(method)
     return dataclasses.replace(
         trainer,
         optimizer=optax.sgd(0.1),
@@ -155,7 +156,7 @@ def test_fit_on_a_mesh_takes_the_steps_of_train_fit():
     data = tiny_data(64)
     trainer = exact_trainer("SimCLR")
     options = dict(epochs=1, batch_size=16, seed=3, progress=False)
-    expected_state, expected_history = train.fit(trainer, trainer.init(KEY, data), data, **options)
+    expected_state, expected_history = loop.fit(trainer, trainer.init(KEY, data), data, **options)
     mesh = parallel.data_mesh(jax.devices()[:4])
     state = parallel.replicate_state(trainer.init(KEY, data), mesh)
     seen = []
@@ -206,12 +207,14 @@ def test_joint_augmentation_draws_the_global_batch_on_every_device():
         "x2": rng.normal(size=(32, 6, 2)).astype(np.float32) + 5.0,
         "mask1": np.arange(6)[None, :] < rng.integers(3, 7, size=(32, 1)),
     }
-    expected = jax.device_get(trainer.augment(batch, KEY))
+    expected = jax.device_get(views.augment_batch(trainer, batch, KEY))
     dropped = [(x == 0).all(axis=-1) for x in expected]
     np.testing.assert_array_equal(dropped[0], dropped[1])
     assert dropped[0].any() and not dropped[0][~batch["mask1"]].any()  # padding left alone
     mesh = parallel.data_mesh(jax.devices()[:4])
-    per_device = functools.partial(trainer.augment, key=KEY, axis_name=parallel.DATA_AXIS)
+    per_device = functools.partial(
+        views.augment_batch, trainer, key=KEY, axis_name=parallel.DATA_AXIS
+    )
     sharded = jax.jit(
         jax.shard_map(
             per_device, mesh=mesh, in_specs=P(parallel.DATA_AXIS), out_specs=P(parallel.DATA_AXIS)
