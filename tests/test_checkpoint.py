@@ -7,11 +7,10 @@ import chex
 import jax
 import numpy as np
 import pytest
+from helpers import tiny_trainer
 
 from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.rundir import RunWarning
-
-from helpers import tiny_trainer
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import pytest
 from factorcl_jax import cli as cli_module
 from factorcl_jax import config as config_lib
 from factorcl_jax import run
-from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.cli import main as cli_main
 from factorcl_jax.run import WALL_CLOCK_KEYS
 

@@ -137,13 +137,11 @@ def test_replace_derives_a_validated_config_and_flatten_names_every_key():
         config_lib.replace(cpu, optimiser={"epochs": 1})
     with pytest.raises(ConfigError, match="unknown key"):
         config_lib.replace(cpu, model={"width": 1})
-    with pytest.raises(ConfigError, match="train.epochs must be an int in"):
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an int in"):
         config_lib.replace(cpu, train={"epochs": 0})
     flat = config_lib.flatten(cpu)
     assert flat["model.head_hidden"] == cpu.model.head_hidden and flat["probe.l2"] == 1e-4
-    assert len(flat) == sum(
-        len(vars(getattr(cpu, section))) for section in config_lib.to_dict(cpu)
-    )
+    assert len(flat) == sum(len(vars(getattr(cpu, section))) for section in config_lib.to_dict(cpu))
 
 
 def test_every_preset_has_one_meaning_and_builds_every_method():

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 
 from factorcl_jax import evaluation
 from factorcl_jax.builder import build_trainer
 from factorcl_jax.config import replace
-
-from helpers import tiny_config
 
 CONFIG = tiny_config(model={"critic_hidden": 16})
 
@@ -77,7 +76,6 @@ def test_raw_input_accuracy_reads_the_named_inputs():
     only_x2 = evaluation.raw_input_accuracy(train_data, test_data, keys=("x2",))
     # y = shared_0 + x1_3 > 0: x1's unique coordinate is only in [x1; x2], not in x2 alone.
     assert both > 0.95 and only_x2 < both - 0.1
-
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TINY, tiny_trainer
 from test_parallel import assert_same_step, exact_trainer, mapped_step, single_device_step
 from test_train import tiny_data
 
 from factorcl_jax import fusion, models, objectives, views
-from helpers import TINY, tiny_trainer
 from factorcl_jax.objectives import METHODS, FusedView, Method, Term, Views
 
 TEMPERATURE = 0.1

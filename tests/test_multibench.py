@@ -35,7 +35,7 @@ def test_affect_shapes_masks_and_dropped_samples(mosi):
     assert data.modalities == ("vision", "text") and data.input_dims == (5, 7)
     assert data.dropped == {"train": 1, "validation": 1, "test": 1}  # all-zero text
     for name, size in SIZES.items():
-        split = getattr(data, name)
+        split = getattr(data, "validation" if name == "valid" else name)
         assert set(split) == {"x1", "x2", "mask1", "mask2", "y"}
         assert all(type(array) is np.ndarray for array in split.values())  # host memory only
         assert split["x1"].shape == (size - 1, 5, 5) and split["x2"].shape == (size - 1, 5, 7)
@@ -116,7 +116,7 @@ def test_mimic_split_layout(tmp_path, suffix):
     assert data.modalities == ("static", "timeseries") and data.num_classes == 2
     assert data.input_dims == (5, 4)
     for name, size in SIZES.items():
-        split = getattr(data, name)
+        split = getattr(data, "validation" if name == "valid" else name)
         assert set(split) == {"x1", "x2", "mask2", "y"}
         assert split["x1"].shape == (size, 5) and split["x2"].shape == (size, 6, 4)
         assert split["mask2"].all() and split["y"].dtype == np.int32
@@ -136,7 +136,8 @@ def test_mimic_multibench_im_pk_is_split_like_multibench(tmp_path, name):
     assert icd9.train["x2"].shape == (40, 24, 12)
     mortality = multibench.load_mimic(path, mimic_task=-1, trust_pickle=True)
     assert mortality.num_classes == 6
-    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in ("train", "validation", "test")])
+    splits = ("train", "validation", "test")
+    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in splits])
     np.testing.assert_array_equal(np.sort(all_labels), np.sort(raw["adm_labels_all"].argmax(1)))
 
 
@@ -358,7 +359,7 @@ def test_convert_pickle_writes_an_npz_the_loaders_read_identically(tmp_path):
         assert archive["train/id"].dtype.kind == "U"
     converted = multibench.load_affect(target, "mosi")
     original = multibench.load_affect(source, "mosi", trust_pickle=True)
-    for split in ("train", "valid", "test"):
+    for split in ("train", "validation", "test"):
         for key, array in getattr(original, split).items():
             np.testing.assert_array_equal(getattr(converted, split)[key], array)
     before = target.read_bytes()
@@ -402,7 +403,7 @@ def test_table_runner_trains_the_fused_successors(mosi, tmp_path, capsys):
     assert runner.paper_accuracy("InfMasking", "mosi") == 69.0
     assert runner.paper_accuracy("CoMM", "mosei") is None  # not reported: a "-" in the table
     affect = multibench.load_affect(mosi[0], "mosi")
-    encoders = runner.make_encoders(affect, runner.QUICK)
+    encoders = runner.make_encoders(affect, runner.QUICK, quick=True)
     trainer = runner.make_trainer("InfMasking", encoders, affect, runner.QUICK)
     assert isinstance(trainer.model, fusion.FusionModel)
     assert trainer.joint_augmentation is augment.aligned_time_mask

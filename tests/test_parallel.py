@@ -14,8 +14,8 @@ import jax
 import numpy as np
 import optax
 import pytest
-from jax.sharding import PartitionSpec as P
 from helpers import tiny_trainer
+from jax.sharding import PartitionSpec as P
 from test_train import tiny_data
 
 from factorcl_jax import augment, loop, parallel, views

@@ -8,12 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tiny_config, tiny_trainer
 
 from factorcl_jax import loop, models, objectives, schedules, scoring, views
 from factorcl_jax.config import ConfigError
 from factorcl_jax.layers import compute_dtype_of
-
-from helpers import tiny_config, tiny_trainer
 
 
 def tiny_data(num_rows=64, seed=0):
@@ -409,7 +408,7 @@ def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
 def test_compute_dtype_and_tiles_are_validated():
     with pytest.raises(ValueError, match="`compute_dtype` must be one of"):
         compute_dtype_of("float16")
-    with pytest.raises(ConfigError, match="memory.compute_dtype must be one of"):
+    with pytest.raises(ConfigError, match=r"memory\.compute_dtype must be one of"):
         tiny_config(memory={"compute_dtype": "float16"})
     trainer = tiny_trainer("SimCLR")
     with pytest.raises(ValueError, match="`exchange` must be one of"):
