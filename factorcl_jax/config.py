@@ -32,7 +32,7 @@ from typing import Any
 from factorcl_jax import augment, objectives, rundir, validation
 from factorcl_jax.layers import COMPUTE_DTYPES
 from factorcl_jax.schedules import SCHEDULES
-from factorcl_jax.scoring import EXCHANGES
+from factorcl_jax.tiled import EXCHANGES
 
 if sys.version_info >= (3, 11):
     import tomllib

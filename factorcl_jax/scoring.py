@@ -20,21 +20,18 @@ import jax.numpy as jnp
 from jax import Array
 
 from factorcl_jax import bounds, critics, tiled
+from factorcl_jax.tiled import EXCHANGES
 
 if TYPE_CHECKING:
     from factorcl_jax.train import Trainer
 
 __all__ = [
-    "EXCHANGES",
     "global_columns",
     "label_scores",
     "label_term_bound",
     "pair_scores",
     "term_bound",
 ]
-
-EXCHANGES = ("all_gather", "ring")
-"""How a data-parallel step meets the other devices' columns (``Trainer.exchange``)."""
 
 
 def global_columns(x: Array, axis_name: str | None) -> Array:

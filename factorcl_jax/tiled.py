@@ -49,12 +49,17 @@ from factorcl_jax.bounds import _mine_update, _pooled_log_mean_exp, _value_with_
 
 __all__ = [
     "BOUND_STATISTICS",
+    "EXCHANGES",
     "STATISTICS",
     "bound_from_statistics",
     "class_statistics",
     "row_statistics",
     "tiled_bound",
 ]
+
+EXCHANGES = ("all_gather", "ring")
+"""How a data-parallel step meets the other devices' columns (``Trainer.exchange``): gather
+them all, or pass them around the devices (:func:`tiled_bound` with ``ring=True``)."""
 
 _LOG_SUM_EXP = ("logsumexp", "negative_logsumexp", "clipped_negative_logsumexp")
 _SUM = ("positive", "sum", "negative_softplus_sum", "label_sum", "label_count")

@@ -45,8 +45,9 @@ from jax import Array
 from factorcl_jax import fusion, models, objectives
 from factorcl_jax.augment import Augmentation
 from factorcl_jax.objectives import Method
-from factorcl_jax.scoring import EXCHANGES, label_term_bound, term_bound
+from factorcl_jax.scoring import label_term_bound, term_bound
 from factorcl_jax.state import TrainState, init_state
+from factorcl_jax.tiled import EXCHANGES
 from factorcl_jax.views import Batch, JointAugmentation, batch_inputs, batch_views
 
 __all__ = ["Trainer"]

@@ -11,7 +11,7 @@ from helpers import TINY, tiny_trainer
 from test_parallel import assert_same_step, exact_trainer, mapped_step, single_device_step
 from test_train import tiny_data
 
-from factorcl_jax import fusion, models, objectives, views
+from factorcl_jax import bounds, fusion, models, objectives, views
 from factorcl_jax.objectives import METHODS, FusedView, Method, Term, Views
 
 TEMPERATURE = 0.1
@@ -81,7 +81,7 @@ def test_cosine_critic_matches_numpy_and_has_no_parameters():
 def test_infmasking_matches_numpy(n, draws, extra, variance_scale):
     # ``extra`` columns stand for other devices' columns under data parallelism.
     scores = np.random.default_rng(2).normal(size=(n, draws * n + extra)) * 3
-    value = fusion.infmasking(
+    value = bounds.infmasking(
         jnp.asarray(scores, jnp.float32), draws=draws, variance_scale=variance_scale
     )
     np.testing.assert_allclose(value, ref_infmasking(scores, draws, variance_scale), rtol=1e-5)
@@ -90,13 +90,13 @@ def test_infmasking_matches_numpy(n, draws, extra, variance_scale):
 def test_infmasking_is_infonce_for_one_draw_without_variance_and_grows_with_variance():
     scores = jax.random.normal(jax.random.key(3), (5, 5)) * 2
     np.testing.assert_allclose(
-        fusion.infmasking(scores, draws=1, variance_scale=0.0),
+        bounds.infmasking(scores, draws=1, variance_scale=0.0),
         ref_infonce(np.asarray(scores, np.float64)),
         rtol=1e-5,
     )
     masked = jax.random.normal(jax.random.key(4), (4, 12)) * 2
     # The variance enters only the normaliser: a larger lambda lowers the bound.
-    values = [float(fusion.infmasking(masked, draws=3, variance_scale=s)) for s in (0, 1, 4)]
+    values = [float(bounds.infmasking(masked, draws=3, variance_scale=s)) for s in (0, 1, 4)]
     assert values[0] > values[1] > values[2]
 
 
@@ -115,7 +115,7 @@ def test_infmasking_gradient_matches_finite_differences_and_is_jit_and_vmap_safe
     scores = np.random.default_rng(5).normal(size=(3, 10))
 
     def bound(s):
-        return fusion.infmasking(s, draws=3, variance_scale=1.0)
+        return bounds.infmasking(s, draws=3, variance_scale=1.0)
 
     grad = jax.grad(bound)(jnp.asarray(scores, jnp.float32))
     numeric = numeric_gradient(lambda s: ref_infmasking(s, 3, 1.0), scores)
@@ -139,7 +139,7 @@ def test_infmasking_gradient_matches_finite_differences_and_is_jit_and_vmap_safe
 )
 def test_infmasking_errors_name_the_argument(kwargs, shape, match):
     with pytest.raises(ValueError, match=match):
-        fusion.infmasking(jnp.zeros(shape), **kwargs)
+        bounds.infmasking(jnp.zeros(shape), **kwargs)
 
 
 # ---------------------------------------------------------------- the methods' terms
