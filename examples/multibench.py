@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.encoder is not None:
         config = replace(config, model={"encoder": args.encoder})
     seeds = args.seeds or 1
+    out = make_run_dir(args.out, f"multibench-{args.task}")
     data = load(args, config)
     encoders = make_encoders(data, config, quick=args.quick)
     column = PAPER_COLUMNS[args.task]
@@ -246,7 +247,6 @@ def main(argv: list[str] | None = None) -> dict:
         for row in rows
     ]
     print(format_table(table, list(table[0])))
-    out = make_run_dir(args.out, f"multibench-{args.task}")
     results = {
         "task": args.task,
         "paper_column": column,

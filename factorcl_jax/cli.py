@@ -305,6 +305,8 @@ def _command_estimate(args: argparse.Namespace) -> int:
             f"{x.shape[0]} and {y.shape[0]}"
         )
     estimator = estimate.get_estimator(args.bound)
+    # Checked before the estimate: a finished run in --out is never overwritten.
+    out = reporting.make_run_dir(args.out, "estimate") if args.out or args.plot else None
     critic = None
     if args.critic != "concat" or args.hidden is not None:
         kind = "gaussian" if estimator.gaussian else args.critic
@@ -331,8 +333,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
         f"{type(critic).__name__ if critic else 'ConcatCritic'} {list(settings.hidden)}, "
         f"batch {settings.batch_size}, {result.steps_run} steps, {result.seconds:.1f} s"
     )
-    if args.out or args.plot:
-        out = reporting.make_run_dir(args.out, "estimate")
+    if out is not None:
         summary = {
             "bound": args.bound,
             "estimate_nats": result.estimate,

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 from jax import Array
 
 from factorcl_jax import bounds, critics, tiled
-from factorcl_jax.tiled import EXCHANGES
 
 if TYPE_CHECKING:
     from factorcl_jax.train import Trainer

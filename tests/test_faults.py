@@ -1075,3 +1075,22 @@ def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
         check_memory(wide, available=pairs)
     blocked = config_lib.apply_overrides(wide, ["memory.block_size=64"])
     check_memory(blocked, available=pairs)
+
+
+def test_scripts_and_estimate_never_overwrite_a_finished_run(tmp_path, capsys):
+    """``--out`` holding a finished run's results.json is refused, byte for byte untouched."""
+    from factorcl_jax import reporting
+
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "results.json").write_text('{"kept": true}\n')
+    before = snapshot(done)
+    with pytest.raises(rundir.RunDirectoryError, match="already holds a finished run"):
+        reporting.make_run_dir(done, "estimate")
+    x = save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(64, 2)))
+    status, captured = run_in_process(["estimate", x, x, "--out", done], capsys)
+    assert_one_line(status, captured.err, expected="already holds a finished run")
+    assert snapshot(done) == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(rundir.RunDirectoryError, match="is a file"):
+        reporting.make_run_dir(tmp_path / "file", "estimate")
