@@ -370,3 +370,15 @@ def test_resume_refuses_another_config(tmp_path, tiny_config, trained_run):
         check=False,
     )
     assert result.returncode == 2 and "needs the run's own config" in result.stderr
+
+
+def test_presets_prints_every_value_of_each_named_config(capsys):
+    assert cli_main(["presets", "cpu", "paper"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert lines[0].split() == ["key", "cpu", "paper"]
+    assert rows["model.encoder_hidden"] == ["128", "512"]
+    assert rows["train.methods"] == ["FactorCL-SSL,SimCLR"] * 2
+    assert len(rows) == len(config_lib.flatten(config_lib.PRESETS["cpu"]))
+    assert cli_main(["presets", "tpu"]) == 2
+    assert "unknown preset 'tpu'" in capsys.readouterr().err
