@@ -71,6 +71,7 @@ def sizes_config(preset: str):
         PRESETS["quick"],
         data={"input_dim": 32},
         model={"encoder_hidden": 64, "head_hidden": 64, "embed_dim": 32, "critic_hidden": 64},
+        train={"lr_schedule": "constant"},
     )
 
 

@@ -48,10 +48,14 @@ CONFIGS = {
         PRESETS["quick"],
         data={"input_dim": 32},
         model={"encoder_hidden": 64, "head_hidden": 64, "embed_dim": 32, "critic_hidden": 64},
-        train={"batch_size": 64},
+        train={"batch_size": 64, "lr_schedule": "constant"},
         memory={"block_size": 4},
     ),
-    "full": replace(PRESETS["cpu"], train={"batch_size": 256}, memory={"block_size": 16}),
+    "full": replace(
+        PRESETS["cpu"],
+        train={"batch_size": 256, "lr_schedule": "constant"},
+        memory={"block_size": 16},
+    ),
 }
 """The benchmarked models (``train.batch_size`` is the global batch; ``memory.block_size``
 the rows per block of ``blocked`` and the tile of ``ring``)."""

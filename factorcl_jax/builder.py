@@ -87,7 +87,7 @@ def build_trainer(
 
     Example:
       >>> from factorcl_jax.config import PRESETS
-      >>> trainer = build_trainer(PRESETS["quick"], "FactorCL-SSL", steps_per_epoch=10)
+      >>> trainer = build_trainer(PRESETS["cpu"], "FactorCL-SSL", steps_per_epoch=37)
       >>> sorted(trainer.method.representations)
       ['S1', 'S2', 'U1', 'U2']
     """
@@ -95,6 +95,11 @@ def build_trainer(
     validation.check_int(num_classes, "num_classes", minimum=2)
     model_config, train_config, memory = config.model, config.train, config.memory
     total_steps = None
+    if steps_per_epoch is None and train_config.lr_schedule != "constant":
+        raise ValueError(
+            f"train.lr_schedule = {train_config.lr_schedule!r} decays over train.epochs * "
+            "`steps_per_epoch` steps: pass `steps_per_epoch` (rows // train.batch_size)"
+        )
     if steps_per_epoch is not None:
         total_steps = train_config.epochs * validation.check_positive_int(
             steps_per_epoch, "steps_per_epoch"
