@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from factorcl_jax.validation import check_float_matrix
+
 __all__ = [
     "MineState",
     "club_gaussian",
@@ -56,12 +58,7 @@ __all__ = [
 
 def _check_scores(scores: Array, offset: int | Array, name: str = "scores") -> None:
     """Validates a score matrix and the offset of its positives (static checks only)."""
-    if not hasattr(scores, "shape") or not hasattr(scores, "dtype"):
-        raise TypeError(f"`{name}` must be an array of shape [n, m], got {type(scores).__name__}")
-    if scores.ndim != 2:
-        raise ValueError(f"`{name}` must have shape [n, m] (rank 2), got shape {scores.shape}")
-    if not jnp.issubdtype(scores.dtype, jnp.floating):
-        raise TypeError(f"`{name}` must be a floating-point array, got dtype {scores.dtype}")
+    check_float_matrix(scores, name)
     n, m = scores.shape
     if n < 1:
         raise ValueError(f"`{name}` needs at least 1 row, got shape {scores.shape}")

@@ -144,6 +144,7 @@ class FusionModel(nn.Module):
       embed_dim: output width of the projection head.
 
     Example:
+      >>> import jax
       >>> from factorcl_jax.models import MLPEncoder
       >>> model = FusionModel((MLPEncoder(16, 8, 1), MLPEncoder(16, 8, 1)), width=8, num_heads=2,
       ...                     head_hidden=16, embed_dim=4)

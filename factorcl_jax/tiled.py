@@ -46,6 +46,7 @@ from jax import Array
 
 from factorcl_jax import bounds
 from factorcl_jax.bounds import _mine_update, _pooled_log_mean_exp, _value_with_gradient_of
+from factorcl_jax.validation import check_float_matrix
 
 __all__ = [
     "BOUND_STATISTICS",
@@ -379,15 +380,14 @@ def class_statistics(
 # ------------------------------------------------------------------------- checks
 
 
+def check_pair_inputs(x: Array, y: Array) -> None:
+    """Raises unless ``x`` and ``y`` are floating-point ``[rows, features]`` arrays."""
+    check_float_matrix(x, "x", axes="[rows, features]")
+    check_float_matrix(y, "y", axes="[rows, features]")
+
+
 def _check_inputs(x: Array, y: Array, ring: bool, axis_name: str | None) -> None:
-    for name, array in (("x", x), ("y", y)):
-        if getattr(array, "ndim", None) != 2:
-            raise ValueError(
-                f"`{name}` must have shape [rows, features], got shape "
-                f"{getattr(array, 'shape', type(array).__name__)}"
-            )
-        if not jnp.issubdtype(array.dtype, jnp.floating):
-            raise TypeError(f"`{name}` must be floating-point, got dtype {array.dtype}")
+    check_pair_inputs(x, y)
     if x.shape[0] < 1:
         raise ValueError(f"`x` needs at least 1 row, got shape {x.shape}")
     if ring and axis_name is None:

@@ -24,6 +24,7 @@ import math
 import numbers
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "INT32_MAX",
     "SEED_MAX",
     "check_finite_float",
+    "check_float_matrix",
     "check_int",
     "check_nonnegative_int",
     "check_positive_float",
@@ -114,6 +116,24 @@ def check_finite_float(
 def check_positive_float(value: Any, name: str) -> float:
     """``value`` as a finite float ``> 0``."""
     return check_finite_float(value, name, above=0.0)
+
+
+def check_float_matrix(value: Any, name: str, *, axes: str = "[n, m]") -> None:
+    """Raises unless ``value`` is a floating-point array of rank 2 (``axes`` names its axes in
+    the message). Reads only shape and dtype, so it works on traced arrays under ``jit``.
+
+    Example:
+      >>> check_float_matrix(np.zeros((2, 3), np.int32), "scores")
+      Traceback (most recent call last):
+      ...
+      TypeError: `scores` must be a floating-point array, got dtype int32
+    """
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise TypeError(f"{_name(name)} must be an array {axes}, got {type(value).__name__}")
+    if value.ndim != 2:
+        raise ValueError(f"{_name(name)} must have shape {axes} (rank 2), got shape {value.shape}")
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        raise TypeError(f"{_name(name)} must be a floating-point array, got dtype {value.dtype}")
 
 
 def check_real_array(

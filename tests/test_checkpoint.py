@@ -50,6 +50,7 @@ def assert_same_state(a, b):
     assert int(a.step) == int(b.step)
 
 
+@pytest.mark.slow
 def test_round_trip_is_bit_identical_and_training_continues_identically(tmp_path, trained):
     trainer, data, states, abstract = trained
     checkpoints = save_all(tmp_path, states[:2])

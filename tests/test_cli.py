@@ -95,6 +95,7 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_directory(trained_run):
     results = json.loads((trained_run / "results.json").read_text())
     assert set(results["probe_accuracy"]) == {"FactorCL-SSL", "SimCLR"}
@@ -125,6 +126,7 @@ def test_train_writes_the_run_directory(trained_run):
     assert any((trained_run / "tensorboard" / "simclr").iterdir())
 
 
+@pytest.mark.slow
 def test_train_data_parallel_on_simulated_devices(tmp_path, tiny_config):
     # conftest gives every process 8 simulated CPU devices; train on 4 of them.
     out = tmp_path / "parallel"
@@ -146,12 +148,14 @@ def test_train_data_parallel_on_simulated_devices(tmp_path, tiny_config):
     assert len(read_metrics(out)) == int(400 * 0.7) // 32
 
 
+@pytest.mark.slow
 def test_probe_reads_the_checkpoint_and_matches_train(trained_run):
     result = cli("probe", trained_run, "--method", "SimCLR")
     accuracy = json.loads((trained_run / "results.json").read_text())["probe_accuracy"]["SimCLR"]
     assert f"test accuracy {accuracy:.4f}" in result.stdout
 
 
+@pytest.mark.slow
 def test_estimate_from_npz_and_csv_files(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 2))
@@ -251,6 +255,7 @@ def run_in_process(args, capsys):
     return status, capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_user_mistakes_exit_2_with_one_line(tmp_path, tiny_config, trained_run, capsys):
     for name, (args, expected) in mistakes(tmp_path, tiny_config, trained_run).items():
         status, captured = run_in_process(args, capsys)
@@ -332,6 +337,7 @@ def final_params(out, config_path):
     return jax.device_get(state), meta
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_bit_identical(tmp_path, tiny_config):
     reference = tmp_path / "uninterrupted"
     cli("train", "--config", tiny_config, "--out", reference, "--quiet")
@@ -358,6 +364,7 @@ def test_killed_runs_resume_bit_identical(tmp_path, tiny_config):
     assert resumed_results["probe_accuracy"] == expected_results["probe_accuracy"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config(tmp_path, tiny_config, trained_run):
     result = cli(
         "train",

@@ -31,6 +31,7 @@ def init_and_apply(encoder, x, mask=None):
     return params, jax.jit(encoder.apply)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ENCODERS))
 def test_extra_padding_does_not_change_the_output(name):
     x, mask = sequences()
@@ -94,6 +95,7 @@ def test_bad_inputs_name_the_argument(encoder, x, mask, match):
         encoder.init(jax.random.key(0), x, mask=mask)
 
 
+@pytest.mark.slow
 def test_sequence_encoders_train_as_factorcl_encoders():
     # FactorCL-SSL exercises every path a sequence batch takes: augmentations, conditioning on
     # augmented views and the NCE-CLUB critics (SUP only swaps the target for labels).

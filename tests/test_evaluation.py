@@ -38,6 +38,7 @@ def trained():
     return trainer, result
 
 
+@pytest.mark.slow
 def test_fit_and_probe_reports_accuracies_history_and_times(trained):
     _, trained = trained
     assert trained.method == "FactorCL-SUP"
@@ -60,6 +61,7 @@ def test_probe_accuracies_reproduces_fit_and_probe(trained):
     assert accuracies == {"encoders": trained.accuracies["encoders"]}
 
 
+@pytest.mark.slow
 def test_ssl_method_trains_with_the_config_augmentations_and_probes_its_representation():
     train_data, test_data = split_data(num_rows=160)
     config = replace(CONFIG, train={"seed": 1}, probe={"representation": "encoders"})
@@ -70,6 +72,7 @@ def test_ssl_method_trains_with_the_config_augmentations_and_probes_its_represen
     assert 0.0 <= result.accuracies["encoders"] <= 1.0
 
 
+@pytest.mark.slow
 def test_raw_input_accuracy_reads_the_named_inputs():
     train_data, test_data = split_data()
     both = evaluation.raw_input_accuracy(train_data, test_data)

@@ -207,10 +207,12 @@ CASES = {
         lambda t: ["train", "--out", t / "r", "train.learning_rate=-Infinity"], "finite"
     ),
     "negative learning rate": expect(
-        lambda t: ["train", "--out", t / "r", "train.learning_rate=-1"], "must be > 0"
+        lambda t: ["train", "--out", t / "r", "train.learning_rate=-1"],
+        "train.learning_rate must be a finite number > 0",
     ),
     "zero learning rate": expect(
-        lambda t: ["train", "--out", t / "r", "train.learning_rate=0"], "must be > 0"
+        lambda t: ["train", "--out", t / "r", "train.learning_rate=0"],
+        "train.learning_rate must be a finite number > 0",
     ),
     "string learning rate": expect(
         lambda t: ["train", "--out", t / "r", "train.learning_rate=nan"], "must be float"
@@ -794,6 +796,7 @@ def assert_same_final_run(resumed, reference, config):
     assert results["probe_accuracy"] == expected_results["probe_accuracy"]
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
     tmp_path, tiny_config, uninterrupted, capsys
 ):
@@ -835,6 +838,7 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
     assert_same_final_run(out, uninterrupted, tiny_config)
 
 
+@pytest.mark.slow
 def test_resume_moves_a_corrupt_newest_checkpoint_aside_and_ends_bit_identical(
     tmp_path, tiny_config, uninterrupted
 ):
@@ -864,6 +868,7 @@ def test_resume_moves_a_corrupt_newest_checkpoint_aside_and_ends_bit_identical(
     assert_same_final_run(out, uninterrupted, tiny_config)
 
 
+@pytest.mark.slow
 def test_probe_over_checkpoints_that_all_fail_prints_one_line(tmp_path, uninterrupted, capsys):
     run = tmp_path / "run"
     subprocess.run(["cp", "-r", str(uninterrupted), str(run)], check=True)
@@ -876,6 +881,7 @@ def test_probe_over_checkpoints_that_all_fail_prints_one_line(tmp_path, uninterr
     assert snapshot(run) == before  # probing is read-only
 
 
+@pytest.mark.slow
 def test_a_loss_that_turns_nan_is_one_line_and_the_run_stays_resumable(tmp_path, tiny_config):
     out = tmp_path / "diverged"
     args = ["--config", tiny_config, "--out", out, "--quiet"]
@@ -917,6 +923,7 @@ def square_or_wide(scores: np.ndarray) -> np.ndarray:
     return scores.T if scores.shape[0] > scores.shape[1] else scores
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     name=st.sampled_from(sorted(BOUNDS)),
@@ -1071,7 +1078,7 @@ def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
         check_memory(many, available=2**36)
     wide = config_lib.apply_overrides(config, ["train.batch_size=8192"])
     pairs = 4 * 8192 * 8192 * 512
-    with pytest.raises(MemoryError, match=r"pair activations: 128 GiB.*set model\.block_size"):
+    with pytest.raises(MemoryError, match=r"pair activations: 128 GiB.*set memory\.block_size"):
         check_memory(wide, available=pairs)
     blocked = config_lib.apply_overrides(wide, ["memory.block_size=64"])
     check_memory(blocked, available=pairs)

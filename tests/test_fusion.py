@@ -111,6 +111,7 @@ def numeric_gradient(fn, x, eps=1e-5):
     return grad
 
 
+@pytest.mark.slow
 def test_infmasking_gradient_matches_finite_differences_and_is_jit_and_vmap_safe():
     scores = np.random.default_rng(5).normal(size=(3, 10))
 
@@ -188,6 +189,7 @@ def test_infmasking_terms_add_the_masked_alignment_to_comm():
     np.testing.assert_allclose(-loss, comm + sum(masked.values()), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["CoMM", "InfMasking"])
 def test_objective_gradients_match_finite_differences_of_numpy(name):
     method, n, dim = METHODS[name], 3, 2
@@ -237,6 +239,7 @@ def inputs(n=3, seed=0):
     ]
 
 
+@pytest.mark.slow
 def test_a_masked_out_modality_cannot_change_the_fused_output():
     model, x = tiny_model(), inputs()
     params = model.init(jax.random.key(0), x)
@@ -271,6 +274,7 @@ def test_random_token_masks_keep_the_same_number_of_tokens_per_modality():
     assert np.asarray(only2[1])[:, 6:].sum(-1).tolist() == [3] * 4
 
 
+@pytest.mark.slow
 def test_randomly_masked_tokens_get_no_gradient():
     model, x = tiny_model(tokens_per_modality=4), inputs()
     params = model.init(jax.random.key(0), x)
@@ -325,6 +329,7 @@ def test_fused_methods_must_read_declared_views():
 # ---------------------------------------------------------------- the trainer
 
 
+@pytest.mark.slow
 def test_the_trainer_computes_the_declared_views_and_probes_the_fused_representation():
     data = tiny_data(16)
     trainer = tiny_trainer("InfMasking")
@@ -353,6 +358,7 @@ def test_a_fused_method_needs_a_fusion_model_and_augmentations():
         dataclasses.replace(tiny_trainer("CoMM"), augmentations=None)
 
 
+@pytest.mark.slow
 def test_a_fused_step_on_several_devices_equals_the_single_device_step():
     # Augmentations and random token masks are drawn for the global batch on every device.
     actual = mapped_step(exact_trainer("InfMasking"), "shard_map", 4)

@@ -267,6 +267,7 @@ def test_missing_file(tmp_path):
         multibench.load_affect(tmp_path / "nothing.pkl", "mosi")
 
 
+@pytest.mark.slow
 def test_table_runner_quick_end_to_end(mosi, tmp_path, capsys):
     # One row keeps the test short (each row compiles its own step); every row runs the same
     # code, and FactorCL-SUP uses labels, conditioning and the NCE-CLUB critics. (The SSL path
@@ -284,6 +285,7 @@ def test_table_runner_quick_end_to_end(mosi, tmp_path, capsys):
     assert "MOSI (ours)" in out and "MOSI (paper)" in out
 
 
+@pytest.mark.slow
 def test_table_runner_on_mimic(tmp_path):
     path, _ = write_mimic(tmp_path / "mimic.npz")
     runner = load_example("multibench")
@@ -391,6 +393,7 @@ def test_empty_feature_axis_is_refused(tmp_path):
         multibench.load_mimic(path)
 
 
+@pytest.mark.slow
 def test_table_runner_trains_the_fused_successors(mosi, tmp_path, capsys):
     # The sequence encoders sit under the fusion model (InfMasking differs in its terms only).
     runner = load_example("multibench")

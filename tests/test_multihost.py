@@ -159,6 +159,7 @@ def single_process_run(data):
     return jax.device_get((state.params, state.club_params)), losses
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
     out = tmp_path / "params.npz"
     result = launch(tmp_path, {"out": str(out)}, timeout=300)
@@ -175,6 +176,7 @@ def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
         np.testing.assert_allclose(saved[f"arr_{index}"], leaf, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("exit_code", "failure"),
     [(3, "process 1 exited with 3"), (0, "timed out after 5 s")],

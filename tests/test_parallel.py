@@ -91,6 +91,7 @@ def assert_same_step(actual, expected):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", WRAPPERS)
 @pytest.mark.parametrize("method", METHODS)
 def test_one_step_on_several_devices_equals_the_single_device_step(method, wrapper):
@@ -100,6 +101,7 @@ def test_one_step_on_several_devices_equals_the_single_device_step(method, wrapp
         assert_same_step(actual, single_device_step(method))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_blocked_scoring_under_the_mapping_equals_the_dense_single_device_step(wrapper):
     # 8 (shard_map) or 16 (pmap) local rows in blocks of 3: the last block is zero-padded.
@@ -108,6 +110,7 @@ def test_blocked_scoring_under_the_mapping_equals_the_dense_single_device_step(w
     assert_same_step(actual, single_device_step("FactorCL-SSL"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_ring_exchange_equals_the_single_device_step(wrapper):
     # Columns travel around the devices in tiles of 3 x 5 (8 local rows on 4 devices: neither
@@ -118,6 +121,7 @@ def test_ring_exchange_equals_the_single_device_step(wrapper):
         assert_same_step(actual, single_device_step("FactorCL-SSL"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "SupCon"])
 def test_ring_exchange_carries_the_labels_of_every_device(method):
     # SUP's label terms count the global batch's classes; SupCon's positives travel the ring.
@@ -152,6 +156,7 @@ def test_supcon_sees_the_labels_of_the_global_batch():
     assert_same_step(actual, single_device_step("SupCon"))
 
 
+@pytest.mark.slow
 def test_fit_on_a_mesh_takes_the_steps_of_train_fit():
     data = tiny_data(64)
     trainer = exact_trainer("SimCLR")

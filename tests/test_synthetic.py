@@ -169,6 +169,7 @@ def test_bad_split_raises(reference):
         synthetic.train_test_split(reference.x1)
 
 
+@pytest.mark.slow
 def test_example_writes_results_json_and_sweep_png(tmp_path, monkeypatch):
     example = load_example("synthetic")
     tiny = replace(

@@ -24,6 +24,7 @@ def tiny_data(num_rows=64, seed=0):
     return {"x1": x1.astype(np.float32), "x2": x2.astype(np.float32), "y": y}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(objectives.METHODS))
 def test_every_method_trains_under_jit_and_its_loss_falls(method):
     data = tiny_data()
@@ -41,6 +42,7 @@ def test_every_method_trains_under_jit_and_its_loss_falls(method):
     assert int(state.step) == 25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
 def test_normalized_heads_give_unit_rows_and_train(method):
     data = tiny_data()
@@ -92,6 +94,7 @@ def changed(before, after):
     return any(not np.array_equal(b, a) for b, a in leaves)
 
 
+@pytest.mark.slow
 def test_club_critics_follow_the_schedule_once_per_main_step():
     # total_steps=2: main steps 1 and 2 run at rates s(0) > s(1) > 0, step 3 at s(2) = 0. The
     # CLUB critics take two updates per main step and must see the same rates, so they still
@@ -112,6 +115,7 @@ def test_club_critics_follow_the_schedule_once_per_main_step():
     assert moved == [[True, True], [True, True], [False, False]]
 
 
+@pytest.mark.slow
 def test_main_step_leaves_club_critics_to_their_own_update():
     data = tiny_data()
     trainer = tiny_trainer("FactorCL-SUP")
@@ -130,6 +134,7 @@ def test_main_step_leaves_club_critics_to_their_own_update():
     assert all(jax.tree.leaves(changed))
 
 
+@pytest.mark.slow
 def test_label_scores_equal_scoring_every_one_hot_column():
     data = tiny_data(num_rows=16)
     trainer = tiny_trainer("FactorCL-SUP", num_classes=3)
@@ -155,6 +160,7 @@ def test_label_scores_equal_scoring_every_one_hot_column():
     chex.assert_trees_all_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_num_club_iter_steps_the_club_critics_that_many_times():
     data = tiny_data()
     counts = {}
@@ -166,6 +172,7 @@ def test_num_club_iter_steps_the_club_critics_that_many_times():
     assert counts == {1: 1, 3: 3}
 
 
+@pytest.mark.slow
 def test_step_is_deterministic_and_donates_its_state():
     data = tiny_data()
     trainer = tiny_trainer("FactorCL-SSL")
@@ -219,6 +226,7 @@ def test_batches_are_a_permutation_and_drop_the_last_partial_batch():
     assert not np.array_equal(seen, other)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_state():
     data = tiny_data()
     data["x1"][5, 0] = np.nan
@@ -300,6 +308,7 @@ def test_embed_dataset_compiles_once_per_trainer():
     assert first["encoders"].shape == (40, 16) and first["factorized"].shape == (40, 16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
 def test_jit_init_equals_eager_init(method):
     data = tiny_data(num_rows=16)
@@ -320,6 +329,7 @@ def raw(state):
     return jax.tree.map(lambda a: jax.random.key_data(a) if is_key(a) else a, state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["SimCLR", "SupCon", "FactorCL-SUP", "FactorCL-SSL"])
 def test_a_tiled_step_equals_the_dense_step(method):
     # 40 rows in tiles of 16 x 6 (neither divides 40); every term and its score statistics.
@@ -346,6 +356,7 @@ def test_a_tiled_step_equals_the_dense_step(method):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
 def test_init_reads_only_shapes_and_equals_an_init_on_the_whole_batch(method):
     trainer = tiny_trainer(method)
@@ -380,6 +391,7 @@ BF16_TOLERANCE = 0.01
 """Nats: the largest difference allowed between a bfloat16 and a float32 step's terms."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiles", [None, (16, 24)])
 def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
     data = tiny_data(64)
