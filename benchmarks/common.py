@@ -22,14 +22,19 @@ def compiled_cost(fn: Callable, *args: Any) -> tuple[Any, float, int]:
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     seconds = time.perf_counter() - start
+    return compiled, seconds, planned_peak_bytes(compiled)
+
+
+def planned_peak_bytes(compiled: Any) -> int:
+    """Bytes a compiled program needs on its device, from XLA's buffer plan: arguments +
+    outputs + temporaries - donated aliases."""
     memory = compiled.memory_analysis()
-    peak = (
+    return int(
         memory.argument_size_in_bytes
         + memory.output_size_in_bytes
         + memory.temp_size_in_bytes
         - memory.alias_size_in_bytes
     )
-    return compiled, seconds, int(peak)
 
 
 def timed(compiled: Callable, *args: Any) -> tuple[Any, float]:

@@ -60,10 +60,21 @@ COLUMNS = [
     "loss",
 ]
 
-SIZES = {
-    "full": dict(input_dim=100, hidden=512, layers=3, embed_dim=128),
-    "quick": dict(input_dim=32, hidden=64, layers=2, embed_dim=32),
-}
+
+def sizes_config(preset: str):
+    """The benchmarked model: the ``paper`` preset (``full``), or a small one (``quick``)."""
+    from factorcl_jax.config import PRESETS, replace
+
+    if preset == "full":
+        return PRESETS["paper"]
+    return replace(
+        PRESETS["quick"],
+        data={"input_dim": 32},
+        model={"encoder_hidden": 64, "head_hidden": 64, "embed_dim": 32, "critic_hidden": 64},
+        train={"lr_schedule": "constant"},
+    )
+
+
 TILES = {  # (rows per block, columns per tile)
     "factorcl": {"blocked": (64, None), "tiled": (64, 256)},
     "simclr": {"blocked": (256, None), "tiled": (1024, 1024)},
@@ -153,34 +164,39 @@ def worker(spec: dict) -> dict:
 
     import jax
     import numpy as np
-    from train_step import step_flops
+    from train_step import jax_step_flops
 
-    from factorcl_jax import augment, critics, parallel, train
+    from factorcl_jax import augment, critics, parallel
+    from factorcl_jax.builder import build_trainer
+    from factorcl_jax.config import replace
+
+    from common import planned_peak_bytes
 
     baseline = max(baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    sizes = SIZES[spec["preset"]]
+    config = sizes_config(spec["preset"])
     tiles = ACCELERATOR_TILES if spec["accelerator"] else TILES
     block_size, column_block = tiles[spec["workload"]].get(spec["mode"], (None, None))
     factorcl = spec["workload"] == "factorcl"
-    trainer = train.default_trainer(
+    memory = {
+        "block_size": block_size,
+        "column_block": column_block,
+        "exchange": spec["exchange"],
+        "compute_dtype": spec["dtype"],
+    }
+    trainer = build_trainer(
+        replace(config, memory=memory),
         "FactorCL-SSL" if factorcl else "SimCLR",
-        encoder_hidden=sizes["hidden"],
-        encoder_layers=sizes["layers"],
-        embed_dim=sizes["embed_dim"],
-        critic_hidden=sizes["hidden"],
-        augmentations=(augment.default_augmentation,) * 2 if factorcl else None,
-        block_size=block_size,
-        column_block=column_block,
-        exchange=spec["exchange"],
-        compute_dtype=spec["dtype"],
+        augmentations=(augment.default_augmentation,) * 2,
     )
     if not factorcl:
         separable = critics.SeparableCritic(
-            hidden=(sizes["hidden"],), embed_dim=sizes["embed_dim"], dtype=trainer.critic.dtype
+            hidden=(config.model.critic_hidden,),
+            embed_dim=config.model.embed_dim,
+            dtype=trainer.critic.dtype,
         )
         trainer = dataclasses.replace(trainer, critic=separable)
     rng = np.random.default_rng(0)
-    shape = (spec["batch"], sizes["input_dim"])
+    shape = (spec["batch"], config.data.input_dim)
     batch = {name: rng.normal(size=shape).astype(np.float32) for name in ("x1", "x2")}
 
     start = time.perf_counter()
@@ -195,16 +211,11 @@ def worker(spec: dict) -> dict:
     compiled = step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
-    planned = (
-        memory.argument_size_in_bytes
-        + memory.output_size_in_bytes
-        + memory.temp_size_in_bytes
-        - memory.alias_size_in_bytes
-    )
+    planned = planned_peak_bytes(compiled)
     if factorcl:
-        flops = step_flops("FactorCL-SSL", spec["batch"], model_sizes(sizes), "factorcl_jax")
+        flops = jax_step_flops("FactorCL-SSL", spec["batch"], config)
     else:
-        flops = simclr_flops(spec["batch"], sizes)
+        flops = simclr_flops(spec["batch"], config)
     row = {
         **{k: spec[k] for k in ("workload", "mode", "devices", "exchange", "dtype", "batch")},
         "model_tflop": flops / 1e12,
@@ -235,31 +246,20 @@ def worker(spec: dict) -> dict:
     return row
 
 
-def model_sizes(sizes: dict):
-    """``train_step.Sizes`` of a preset (the encoders, heads and critics of the workloads)."""
-    from train_step import Sizes
-
-    return Sizes(
-        input_dim=sizes["input_dim"],
-        encoder_hidden=sizes["hidden"],
-        encoder_layers=sizes["layers"],
-        embed_dim=sizes["embed_dim"],
-        critic_hidden=sizes["hidden"],
-    )
-
-
-def simclr_flops(n: int, sizes: dict) -> int:
+def simclr_flops(n: int, config) -> int:
     """Model FLOPs of one SimCLR step with the separable critic: encoders, heads and critic
     towers on ``n`` rows of each modality, and the ``n x n`` dot products (forward and the
     two input gradients)."""
-    from train_step import dense_flops
+    from train_step import dense_flops, encoder_widths
 
-    hidden, embed = sizes["hidden"], sizes["embed_dim"]
-    encoder = [sizes["input_dim"], *[hidden] * sizes["layers"], embed]
+    model = config.model
+    encoder = encoder_widths(config)
+    head = [model.embed_dim, model.head_hidden, model.embed_dim]
+    tower = [model.embed_dim, model.critic_hidden, model.embed_dim]
     total = 2 * dense_flops(n, encoder, weight_grad=True, input_grad=False)
-    for widths in ([embed, hidden, embed], [embed, hidden, embed]):  # head, critic tower
+    for widths in (head, tower):
         total += 2 * dense_flops(n, widths, weight_grad=True, input_grad=True)
-    return total + 3 * 2 * n * n * embed
+    return total + 3 * 2 * n * n * model.embed_dim
 
 
 def measure(spec: dict) -> dict:
@@ -366,6 +366,7 @@ def main(argv=None) -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
+    from factorcl_jax.config import to_dict
     from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
     out = make_run_dir(args.out, "bench-memory")
@@ -419,7 +420,7 @@ def main(argv=None) -> None:
             "slopes": summary,
             "ring_equals_dense": equal,
             "preset": preset,
-            "sizes": SIZES[preset],
+            "config": to_dict(sizes_config(preset)),
             "tiles": ACCELERATOR_TILES if args.accelerator else TILES,
             "max_run_gib": args.max_run_gib,
             "accelerator": args.accelerator,

@@ -13,7 +13,7 @@
   rule share one compiled program (``mi_benchmark.staircase_program``); per level the bias,
   variance and MSE of the last ``--window`` estimates, and ``staircase-{variant}.png``.
 
-Usage: python benchmarks/mi_estimation.py [--out DIR] [--quick | --paper] [--help]
+Usage: python benchmarks/mi_estimation.py [--out DIR] [--quick | --full] [--help]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ zero MI."""
 OWN_TASKS = ("gaussian-d5-mi1.0+x=spiral0.5+y=spiral0.5",)
 """Tasks without a bmi counterpart (our spiral rotates every coordinate plane)."""
 
-PRESETS: dict[str, dict[str, Any]] = {
+GRIDS: dict[str, dict[str, Any]] = {
     # About a minute on 2 CPU cores.
     "quick": {
         "tasks": [TWO_PAIR_5, "student_t-df3.0-gaussian-d5-mi0.0"],
@@ -98,8 +98,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "staircase_estimators": ["infonce", "nce_club", "club"],
         "critics": ["concat"],
     },
-    # The paper's staircase for every dimension and both families: hours on CPU.
-    "paper": {
+    # The staircase figure's whole grid: every dimension, estimator and critic; hours on CPU.
+    "full": {
         "tasks": [*BMI_TASKS, *OWN_TASKS],
         "estimators": list(estimate.ESTIMATORS),
         "seeds": 5,
@@ -112,7 +112,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "critics": list(estimate.CRITIC_KINDS),
     },
 }
-"""Named configurations; an explicit flag overrides the chosen preset's value."""
+"""The benchmark's grids (its own names, not run presets); an explicit flag overrides the
+chosen grid's value."""
 
 PAPER_FIGURE = {"infonce": "InfoNCE", "club": "CLUB", "nce_club": "NCE-CLUB"}
 
@@ -160,13 +161,13 @@ print(json.dumps(out))
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="MI estimators on tasks with known MI: held-out accuracy and the "
-        "Gaussian staircase. Options left unset come from the preset.",
+        "Gaussian staircase. Options left unset come from the grid.",
     )
     add = parser.add_argument
     add("--out", default=None, help="output directory (default: a fresh runs/bench-mi-...)")
-    preset = parser.add_mutually_exclusive_group()
-    preset.add_argument("--quick", action="store_true", help="smoke preset, ~1 min on 2 cores")
-    preset.add_argument("--paper", action="store_true", help="the paper's full grid (hours)")
+    grid = parser.add_mutually_exclusive_group()
+    grid.add_argument("--quick", action="store_true", help="smoke grid, ~1 min on 2 cores")
+    grid.add_argument("--full", action="store_true", help="every dimension and critic (hours)")
     names = ", ".join(estimate.ESTIMATORS)
     add("--tasks", nargs="*", help="accuracy tasks by name (none: skip the table)")
     add("--estimators", nargs="+", choices=list(estimate.ESTIMATORS), metavar="NAME", help=names)
@@ -190,8 +191,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:
-    args.preset = "quick" if args.quick else "paper" if args.paper else "default"
-    for name, value in PRESETS[args.preset].items():
+    args.grid = "quick" if args.quick else "full" if args.full else "default"
+    for name, value in GRIDS[args.grid].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args

@@ -34,18 +34,32 @@ import argparse  # noqa: E402  (JAX must see XLA_FLAGS first)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from factorcl_jax import augment, parallel, train  # noqa: E402
+from factorcl_jax import parallel  # noqa: E402
+from factorcl_jax.builder import build_trainer  # noqa: E402
+from factorcl_jax.config import PRESETS, RunConfig, replace, to_dict  # noqa: E402
 from factorcl_jax.reporting import format_table, make_run_dir, write_json  # noqa: E402
+from factorcl_jax.train import Trainer  # noqa: E402
 
-from common import median_seconds  # noqa: E402
+from common import median_seconds, planned_peak_bytes  # noqa: E402
 
 METHOD = "FactorCL-SSL"
-PRESETS = {
-    "quick": dict(global_batch=64, input_dim=32, hidden=64, embed_dim=32, block_size=4, repeats=3),
-    "full": dict(
-        global_batch=256, input_dim=100, hidden=128, embed_dim=64, block_size=16, repeats=5
+CONFIGS = {
+    "quick": replace(
+        PRESETS["quick"],
+        data={"input_dim": 32},
+        model={"encoder_hidden": 64, "head_hidden": 64, "embed_dim": 32, "critic_hidden": 64},
+        train={"batch_size": 64, "lr_schedule": "constant"},
+        memory={"block_size": 4},
+    ),
+    "full": replace(
+        PRESETS["cpu"],
+        train={"batch_size": 256, "lr_schedule": "constant"},
+        memory={"block_size": 16},
     ),
 }
+"""The benchmarked models (``train.batch_size`` is the global batch; ``memory.block_size``
+the rows per block of ``blocked`` and the tile of ``ring``)."""
+REPEATS = {"quick": 3, "full": 5}
 SCORING = ("dense", "blocked", "ring")
 COLUMNS = [
     "devices",
@@ -57,48 +71,29 @@ COLUMNS = [
 ]
 
 
-def make_trainer(preset: dict, scoring: str) -> train.Trainer:
-    block = preset["block_size"]
-    options = {
-        "dense": {},
-        "blocked": dict(block_size=block),
-        "ring": dict(block_size=block, column_block=block, exchange="ring"),
+def make_trainer(config: RunConfig, scoring: str) -> Trainer:
+    block = config.memory.block_size
+    memory = {
+        "dense": {"block_size": None},
+        "blocked": {},
+        "ring": {"column_block": block, "exchange": "ring"},
     }[scoring]
-    return train.default_trainer(
-        METHOD,
-        encoder_hidden=preset["hidden"],
-        encoder_layers=2,
-        embed_dim=preset["embed_dim"],
-        critic_hidden=preset["hidden"],
-        augmentations=(augment.default_augmentation,) * 2,
-        **options,
-    )
+    return build_trainer(replace(config, memory=memory), METHOD)
 
 
-def make_batch(preset: dict) -> dict[str, np.ndarray]:
+def make_batch(config: RunConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    shape = (preset["global_batch"], preset["input_dim"])
+    shape = (config.train.batch_size, config.data.input_dim)
     return {
         "x1": rng.normal(size=shape).astype(np.float32),
         "x2": rng.normal(size=shape).astype(np.float32),
     }
 
 
-def planned_peak_bytes(compiled) -> int:
-    """Bytes one device's program needs: arguments + outputs + temporaries - donated aliases."""
-    memory = compiled.memory_analysis()
-    return int(
-        memory.argument_size_in_bytes
-        + memory.output_size_in_bytes
-        + memory.temp_size_in_bytes
-        - memory.alias_size_in_bytes
-    )
-
-
-def measure(preset: dict, num_devices: int, scoring: str) -> dict:
+def measure(config: RunConfig, repeats: int, num_devices: int, scoring: str) -> dict:
     """One row: a compiled data-parallel step on ``num_devices`` devices, timed."""
-    trainer = make_trainer(preset, scoring)
-    batch = make_batch(preset)
+    trainer = make_trainer(config, scoring)
+    batch = make_batch(config)
     mesh = parallel.data_mesh(jax.devices()[:num_devices])
     state = parallel.replicate_state(trainer.init(jax.random.key(0), batch), mesh)
     batch = parallel.shard_batch(batch, mesh)
@@ -109,12 +104,13 @@ def measure(preset: dict, num_devices: int, scoring: str) -> dict:
         current["state"], measured = compiled(current["state"], batch)
         jax.block_until_ready(measured)
 
-    seconds = median_seconds(run_step, preset["repeats"])
+    seconds = median_seconds(run_step, repeats)
+    global_batch = config.train.batch_size
     return {
         "devices": num_devices,
-        "global_batch": preset["global_batch"],
+        "global_batch": global_batch,
         "steps_per_s": 1.0 / seconds,
-        "examples_per_s": preset["global_batch"] / seconds,
+        "examples_per_s": global_batch / seconds,
         "peak_bytes_per_device": planned_peak_bytes(compiled),
         "scoring": scoring,
     }
@@ -126,14 +122,14 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small smoke preset (~1 min)")
     args = parser.parse_args(argv)
     out = make_run_dir(args.out, "bench-scaling")
-    preset = PRESETS["quick" if args.quick else "full"]
+    size = "quick" if args.quick else "full"
     device_counts = [d for d in (1, 2, 4, 8) if d <= jax.device_count()]
     simulated = jax.default_backend() == "cpu"
 
     rows = []
     for num_devices in device_counts:
         for scoring in SCORING:
-            rows.append(measure(preset, num_devices, scoring))
+            rows.append(measure(CONFIGS[size], REPEATS[size], num_devices, scoring))
             print(format_table(rows[-1:], COLUMNS), flush=True)
     print()
     print(format_table(rows, COLUMNS))
@@ -150,7 +146,8 @@ def main(argv=None) -> None:
             "rows": rows,
             "note": note,
             "method": METHOD,
-            "preset": preset,
+            "config": to_dict(CONFIGS[size]),
+            "repeats": REPEATS[size],
             "backend": jax.default_backend(),
             "simulated_devices": simulated,
             "cpu_count": os.cpu_count(),

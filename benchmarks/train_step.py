@@ -8,9 +8,10 @@ FactorCL-SSL also encodes an augmented view of each modality.
 
 Implementations, in one run (each PyTorch one in a subprocess of its own, on the CPU):
 
-  factorcl_jax          ``train.default_trainer(...).jit_step``: two-tower critics (the first
-                        layer ``A x + B y`` runs once per row and per column), SUP's
-                        ``I(Z; Y)`` critics scored per class, one jitted step
+  factorcl_jax          ``build_trainer(CONFIG, ...).jit_step`` (the ``paper`` preset):
+                        two-tower critics (the first layer ``A x + B y`` runs once per row
+                        and per column), SUP's ``I(Z; Y)`` critics scored per class, one
+                        jitted step
   torch_faithful        ``torch_reference_step.py``: the work the authors' PyTorch code does per
                         step (its layout of heads, critics, optimizers and augmentation; see
                         that file), written from the paper and from reading that code
@@ -31,7 +32,6 @@ Usage: python benchmarks/train_step.py [--out DIR] [--quick] [--reference-repo D
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import itertools
 import json
@@ -44,7 +44,9 @@ import time
 import jax
 import numpy as np
 
-from factorcl_jax import augment, objectives, train
+from factorcl_jax import augment, objectives
+from factorcl_jax.builder import build_trainer
+from factorcl_jax.config import PRESETS, RunConfig, to_dict
 from factorcl_jax.data.synthetic import make_synthetic
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
@@ -55,17 +57,10 @@ POOL_BATCHES = 4
 """The PyTorch workers draw each step's batch from ``POOL_BATCHES * batch`` rows."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Sizes:
-    """Widths of the model; the defaults are the paper's synthetic experiment."""
-
-    input_dim: int = 100
-    encoder_hidden: int = 512
-    encoder_layers: int = 3
-    embed_dim: int = 128
-    critic_hidden: int = 512
-    num_classes: int = 2
-    learning_rate: float = 1e-4
+CONFIG = PRESETS["paper"]
+"""The benchmarked model: the paper's synthetic setting (``factorcl-jax presets paper``)."""
+NUM_CLASSES = 2
+"""Label classes of the synthetic data."""
 
 
 # --------------------------------------------------------------------------- FLOP count
@@ -101,32 +96,39 @@ def critic_flops(
     return first + rest
 
 
-def term_widths(method: objectives.Method, term: objectives.Term, sizes: Sizes) -> tuple[int, int]:
+def term_widths(
+    method: objectives.Method, term: objectives.Term, config: RunConfig
+) -> tuple[int, int]:
     """Input widths ``(dx, dy)`` of a term's critic in factorcl_jax."""
-    target = sizes.num_classes if method.supervised else sizes.embed_dim
-    dx = sizes.embed_dim + (target if term.conditioned else 0)
-    dy = (target if term.right == objectives.TARGET else sizes.embed_dim) + (
+    target = NUM_CLASSES if method.supervised else config.model.embed_dim
+    dx = config.model.embed_dim + (target if term.conditioned else 0)
+    dy = (target if term.right == objectives.TARGET else config.model.embed_dim) + (
         target if term.conditioned else 0
     )
     return dx, dy
 
 
-def encoder_widths(sizes: Sizes) -> list[int]:
-    return [sizes.input_dim, *[sizes.encoder_hidden] * sizes.encoder_layers, sizes.embed_dim]
+def encoder_widths(config: RunConfig) -> list[int]:
+    return [
+        config.data.input_dim,
+        *[config.model.encoder_hidden] * config.model.encoder_layers,
+        config.model.embed_dim,
+    ]
 
 
-def jax_step_flops(variant: str, n: int, sizes: Sizes) -> int:
+def jax_step_flops(variant: str, n: int, config: RunConfig) -> int:
     """Matmul FLOPs of one factorcl_jax step (both updates, forward and backward).
 
     The main update runs every term forward and backward (CLUB critics: input gradients
     only); the CLUB update then needs the CLUB critics' weight gradients, and XLA reuses the
     main update's CLUB forward (same parameters, same inputs). SUP's ``I(Z; Y)`` terms score
-    the ``C`` classes instead of the ``n`` one-hot columns (:meth:`train.Trainer.label_scores`).
+    the ``C`` classes instead of the ``n`` one-hot columns
+    (:func:`factorcl_jax.scoring.label_scores`).
     """
     method = objectives.get_method(variant)
     views = 1 if method.supervised else 2
-    head = [sizes.embed_dim, sizes.encoder_hidden, sizes.embed_dim]
-    total = views * 2 * dense_flops(n, encoder_widths(sizes), weight_grad=True, input_grad=False)
+    head = [config.model.embed_dim, config.model.head_hidden, config.model.embed_dim]
+    total = views * 2 * dense_flops(n, encoder_widths(config), weight_grad=True, input_grad=False)
     total += (
         views
         * len(method.representations)
@@ -134,9 +136,9 @@ def jax_step_flops(variant: str, n: int, sizes: Sizes) -> int:
     )
     for term in method.terms:
         label_columns = method.supervised and term.right == objectives.TARGET
-        columns = sizes.num_classes if label_columns else n
+        columns = NUM_CLASSES if label_columns else n
         critic = functools.partial(
-            critic_flops, n, columns, *term_widths(method, term, sizes), sizes.critic_hidden
+            critic_flops, n, columns, *term_widths(method, term, config), config.model.critic_hidden
         )
         if term.bound != "nce_club":
             total += critic(weight_grad=True, input_grad=True)
@@ -147,13 +149,13 @@ def jax_step_flops(variant: str, n: int, sizes: Sizes) -> int:
     return total
 
 
-def faithful_critic_widths(supervised: bool, sizes: Sizes) -> dict[str, tuple[int, int]]:
+def faithful_critic_widths(supervised: bool, config: RunConfig) -> dict[str, tuple[int, int]]:
     """Input widths ``(dx, dy)`` of the reference layout's six critics.
 
     SUP reads the label as one float column in ``I(Z; Y)`` and conditions the rows on the
     one-hot label; SSL conditions both sides on an embedding of the same width.
     """
-    e, c = sizes.embed_dim, sizes.num_classes
+    e, c = config.model.embed_dim, NUM_CLASSES
     conditioned = (e + c, e) if supervised else (2 * e, 2 * e)
     target = 1 if supervised else e
     return {
@@ -173,7 +175,7 @@ FAITHFUL_HEAD_CALLS = {  # supervised: (head evaluations in the main update, in 
 }
 
 
-def faithful_step_flops(variant: str, n: int, sizes: Sizes) -> int:
+def faithful_step_flops(variant: str, n: int, config: RunConfig) -> int:
     """Matmul FLOPs of one ``torch_faithful`` (and reference-code) step.
 
     Every critic is a tiled ``MLP([x; y])`` run on the ``n * n`` pair tile and again on the
@@ -182,16 +184,16 @@ def faithful_step_flops(variant: str, n: int, sizes: Sizes) -> int:
     (:data:`FAITHFUL_HEAD_CALLS`); the CLUB update re-encodes a new batch with autograd on.
     """
     supervised = objectives.get_method(variant).supervised
-    widths = faithful_critic_widths(supervised, sizes)
+    widths = faithful_critic_widths(supervised, config)
     encoder = functools.partial(
-        dense_flops, n, encoder_widths(sizes), weight_grad=True, input_grad=False
+        dense_flops, n, encoder_widths(config), weight_grad=True, input_grad=False
     )
     head = functools.partial(
-        dense_flops, n, [sizes.embed_dim] * 4, weight_grad=True, input_grad=True
+        dense_flops, n, [config.model.embed_dim] * 4, weight_grad=True, input_grad=True
     )
 
     def critic(name: str) -> int:
-        layers = [sum(widths[name]), sizes.critic_hidden, sizes.critic_hidden, 1]
+        layers = [sum(widths[name]), config.model.critic_hidden, config.model.critic_hidden, 1]
         return sum(
             dense_flops(rows, layers, weight_grad=True, input_grad=True) for rows in (n, n * n)
         )
@@ -206,23 +208,14 @@ def faithful_step_flops(variant: str, n: int, sizes: Sizes) -> int:
 # --------------------------------------------------------------------------- factorcl_jax
 
 
-def example_batch(n: int, sizes: Sizes) -> dict[str, np.ndarray]:
-    data = make_synthetic(n, input_dim=sizes.input_dim, seed=0)
+def example_batch(n: int, config: RunConfig) -> dict[str, np.ndarray]:
+    data = make_synthetic(n, input_dim=config.data.input_dim, seed=0)
     return {"x1": data.x1, "x2": data.x2, "y": data.y}
 
 
-def run_jax(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
-    trainer = train.default_trainer(
-        variant,
-        num_classes=sizes.num_classes,
-        encoder_hidden=sizes.encoder_hidden,
-        encoder_layers=sizes.encoder_layers,
-        embed_dim=sizes.embed_dim,
-        critic_hidden=sizes.critic_hidden,
-        learning_rate=sizes.learning_rate,
-        augmentations=(augment.default_augmentation,) * 2,
-    )
-    batch = jax.device_put(example_batch(n, sizes))
+def run_jax(variant: str, n: int, config: RunConfig, repeats: int) -> dict:
+    trainer = build_trainer(config, variant, augmentations=(augment.default_augmentation,) * 2)
+    batch = jax.device_put(example_batch(n, config))
     state = trainer.init(jax.random.key(0), batch)
     start = time.perf_counter()
     compiled = trainer.jit_step.lower(state, batch).compile()
@@ -249,15 +242,23 @@ def run_jax(variant: str, n: int, sizes: Sizes, repeats: int) -> dict:
 WORKER = pathlib.Path(__file__).with_name("torch_reference_step.py")
 
 
-def torch_spec(variant: str, n: int, sizes: Sizes, repeats: int, impl: str, repo: str | None):
+def torch_spec(variant: str, n: int, config: RunConfig, repeats: int, impl: str, repo: str | None):
     """What the worker needs: sizes, the variant, and a pool of rows to draw batches from."""
     method = objectives.get_method(variant)
-    pool = example_batch(POOL_BATCHES * n, sizes)
+    pool = example_batch(POOL_BATCHES * n, config)
     return {
         "impl": "reference_code" if impl == "torch_reference_code" else "faithful",
         "reference_repo": repo,
         "batch": n,
-        "sizes": dataclasses.asdict(sizes),
+        "sizes": {
+            "input_dim": config.data.input_dim,
+            **{
+                name: getattr(config.model, name)
+                for name in ("encoder_hidden", "encoder_layers", "embed_dim", "critic_hidden")
+            },
+            "num_classes": NUM_CLASSES,
+            "learning_rate": config.train.learning_rate,
+        },
         "supervised": method.supervised,
         "repeats": repeats,
         **{k: v.tolist() for k, v in pool.items()},
@@ -265,9 +266,9 @@ def torch_spec(variant: str, n: int, sizes: Sizes, repeats: int, impl: str, repo
 
 
 def run_torch(
-    variant: str, n: int, sizes: Sizes, repeats: int, impl: str, repo: str | None = None
+    variant: str, n: int, config: RunConfig, repeats: int, impl: str, repo: str | None = None
 ) -> dict:
-    spec = torch_spec(variant, n, sizes, repeats, impl, repo)
+    spec = torch_spec(variant, n, config, repeats, impl, repo)
     result = subprocess.run(
         [sys.executable, str(WORKER)],
         input=json.dumps(spec),
@@ -310,7 +311,7 @@ def main(argv=None):
     out = make_run_dir(args.out, "bench-train-step")
     repeats = args.repeats or (2 if args.quick else 5)
     batches = (32,) if args.quick else (64, 128)
-    sizes = Sizes()
+    config = CONFIG
     torch_impls = []
     if torch_available():
         torch_impls = ["torch_faithful"] + (["torch_reference_code"] if args.reference_repo else [])
@@ -322,11 +323,11 @@ def main(argv=None):
     rows = []
     for variant in VARIANTS:
         for n in batches:
-            runs = {"factorcl_jax": run_jax(variant, n, sizes, repeats)}
+            runs = {"factorcl_jax": run_jax(variant, n, config, repeats)}
             for impl in torch_impls:
-                runs[impl] = run_torch(variant, n, sizes, repeats, impl, args.reference_repo)
+                runs[impl] = run_torch(variant, n, config, repeats, impl, args.reference_repo)
             for impl, measured in runs.items():
-                flops = FLOPS[impl](variant, n, sizes)
+                flops = FLOPS[impl](variant, n, config)
                 rows.append(
                     {
                         "variant": variant,
@@ -375,7 +376,7 @@ def main(argv=None):
             "rows": rows,
             "speedups": speedups,
             "matmul_peak_gflops": peak,
-            "sizes": dataclasses.asdict(sizes),
+            "config": to_dict(config),
             "repeats": repeats,
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],

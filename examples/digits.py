@@ -36,12 +36,13 @@ Writes ``DIR/results.json`` ``{method: {"mean", "std", "seeds", "seconds"}}`` (a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
 
-from factorcl_jax import augment, evaluation, probe, train
+from factorcl_jax import evaluation
+from factorcl_jax.builder import build_trainer
+from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data.two_view_digits import load_two_view_digits
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
@@ -49,69 +50,54 @@ METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-S
 RAW = {"raw pixels x1": ("x1",), "raw pixels x2": ("x2",), "raw pixels [x1; x2]": ("x1", "x2")}
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """One run's hyperparameters (``--quick`` shrinks the defaults)."""
+DIGITS = replace(
+    PRESETS["cpu"],
+    model={
+        "encoder_hidden": 256,
+        "head_hidden": 256,
+        "critic_hidden": 256,
+        "normalize_heads": False,
+    },
+    train={"epochs": 60, "batch_size": 128, "learning_rate": 1e-3, "lr_schedule": "constant"},
+    augment={"scale": 0.1, "rate": 0.2},
+)
+"""The example's configuration: the ``cpu`` preset with wider networks, 60 epochs of Adam at a
+constant 1e-3, unnormalised heads and milder augmentations (noise 0.1, masking 0.2)."""
 
-    seeds: int = 3
-    epochs: int = 60
-    batch_size: int = 128
-    encoder_hidden: int = 256
-    encoder_layers: int = 2
-    embed_dim: int = 64
-    critic_hidden: int = 256
-    learning_rate: float = 1e-3
-    representation: str = "factorized"
-
-
-QUICK = Settings(seeds=1, epochs=4, encoder_hidden=64, embed_dim=32, critic_hidden=64)
-
-
-def raw_probe(data, views: tuple[str, ...]) -> float:
-    """Linear-probe test accuracy on the raw pixels of ``views``."""
-    train_x, test_x = (
-        np.concatenate([split[v] for v in views], axis=1) for split in (data.train, data.test)
-    )
-    return probe.linear_probe_accuracy(
-        train_x, data.train["y"], test_x, data.test["y"], num_classes=data.num_classes
-    )
+QUICK = replace(
+    DIGITS,
+    model={"encoder_hidden": 64, "head_hidden": 64, "embed_dim": 32, "critic_hidden": 64},
+    train={"epochs": 4},
+)
+"""``--quick``: :data:`DIGITS` with small networks for 4 epochs."""
 
 
-def run(methods: tuple[str, ...], settings: Settings) -> dict[str, dict]:
-    """``{row: {"mean", "std", "seeds", "seconds"}}`` over ``settings.seeds`` seeds."""
+def run(methods: tuple[str, ...], config: RunConfig, seeds: int) -> dict[str, dict]:
+    """``{row: {"mean", "std", "seeds", "seconds"}}`` over ``seeds`` seeds."""
     trainers = {  # built once: every seed reuses the compiled steps
-        method: train.default_trainer(
-            method,
-            num_classes=10,
-            encoder_hidden=settings.encoder_hidden,
-            encoder_layers=settings.encoder_layers,
-            embed_dim=settings.embed_dim,
-            critic_hidden=settings.critic_hidden,
-            learning_rate=settings.learning_rate,
-            augmentations=(augment.default_augmentation,) * 2,
-        )
-        for method in methods
+        method: build_trainer(config, method, num_classes=10) for method in methods
     }
     accuracies: dict[str, list[float]] = {name: [] for name in (*methods, *RAW)}
     seconds: dict[str, list[float]] = {name: [] for name in accuracies}
-    for seed in range(settings.seeds):
+    for seed in range(seeds):
         data = load_two_view_digits(seed=seed)
+        seeded = replace(config, train={"seed": seed})
         for name in accuracies:
             start = time.perf_counter()
             if name in RAW:
-                accuracy = raw_probe(data, RAW[name])
+                accuracy = evaluation.raw_input_accuracy(
+                    data.train, data.test, keys=RAW[name], num_classes=data.num_classes
+                )
             else:
-                accuracy = evaluation.fit_and_probe(
+                result = evaluation.fit_and_probe(
                     trainers[name],
                     data.train,
                     data.test,
-                    epochs=settings.epochs,
-                    batch_size=settings.batch_size,
-                    representations=(settings.representation,),
+                    seeded,
                     num_classes=data.num_classes,
-                    seed=seed,
                     progress=False,
-                ).accuracies[settings.representation]
+                )
+                accuracy = result.accuracies[config.probe.representation]
             accuracies[name].append(accuracy)
             seconds[name].append(time.perf_counter() - start)
             print(f"seed {seed}  {name:<20} accuracy {accuracy:.4f}  ({seconds[name][-1]:.1f} s)")
@@ -166,15 +152,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         help="probe the concatenated heads (the paper's, default) or the encoder outputs",
     )
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else Settings()
-    overrides = {"seeds": args.seeds, "epochs": args.epochs, "representation": args.representation}
-    settings = dataclasses.replace(
-        settings, **{k: v for k, v in overrides.items() if v is not None}
-    )
+    config = QUICK if args.quick else DIGITS
+    if args.epochs is not None:
+        config = replace(config, train={"epochs": args.epochs})
+    if args.representation is not None:
+        config = replace(config, probe={"representation": args.representation})
+    seeds = args.seeds or (1 if args.quick else 3)
     methods = tuple(args.methods.split(","))
     out = make_run_dir(args.out, "digits")
-    print(f"settings: {settings}")
-    results = run(methods, settings)
+    print(f"{seeds} seed(s); config: {flatten(config)}")
+    results = run(methods, config, seeds)
     rows = [
         {
             "method": name,
@@ -185,7 +172,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     ]
     print(format_table(rows, ["method", "accuracy (%)", "s / seed"]))
     write_json(out / "results.json", results)
-    write_json(out / "settings.json", dataclasses.asdict(settings) | {"methods": list(methods)})
+    write_json(
+        out / "settings.json", {"config": to_dict(config), "seeds": seeds, "methods": list(methods)}
+    )
     plot(results, out / "digits.png")
     print(f"wrote {out / 'results.json'} and {out / 'digits.png'}")
     return results

@@ -28,6 +28,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="output directory (default: runs/...)")
     parser.add_argument("--quick", action="store_true", help="3 short levels (~1 min)")
     args = parser.parse_args(argv)
+    out = make_run_dir(args.out, "gaussian-mi")
     levels, steps, hidden = (2, 4, 6), 300, (256,)
     if not args.quick:
         levels, steps, hidden = (2, 4, 6, 8, 10), 4000, (512,)
@@ -61,7 +62,6 @@ def main(argv=None):
     ]
     print(format_table(rows, list(rows[0])))
 
-    out = make_run_dir(args.out, "gaussian-mi")
     panel = plotting.StaircasePanel(
         "d = 20", true_mi, optimal, {"InfoNCE": history[None, 0], "NCE-CLUB": history[None, 1]}
     )

@@ -51,13 +51,13 @@ winner of each kind, training seconds and the wall time) and ``DIR/interactions.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
-import jax
 import numpy as np
 
-from factorcl_jax import augment, objectives, probe, train
+from factorcl_jax import evaluation, loop, objectives, probe
+from factorcl_jax.builder import build_trainer
+from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data.synthetic import (
     LABEL_KINDS,
     interaction_labels,
@@ -70,64 +70,38 @@ METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-S
 RAW = {"raw x1": ("x1",), "raw x2": ("x2",), "raw [x1; x2]": ("x1", "x2")}
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """One run's hyperparameters, shared by every method (``--quick`` shrinks them)."""
-
-    seeds: int = 3
-    num_samples: int = 6000
-    epochs: int = 8
-    batch_size: int = 128
-    encoder_hidden: int = 128
-    encoder_layers: int = 2
-    embed_dim: int = 32
-    critic_hidden: int = 64
-    learning_rate: float = 1e-3
-    representation: str = "factorized"
-
-
-QUICK = Settings(
-    seeds=1,
-    num_samples=2000,
-    epochs=2,
-    encoder_hidden=64,
-    encoder_layers=1,
-    embed_dim=16,
-    critic_hidden=32,
+INTERACTIONS = replace(
+    PRESETS["cpu"],
+    model={"embed_dim": 32, "critic_hidden": 64},
+    train={"lr_schedule": "constant"},
+    augment={"scale": 0.1, "rate": 0.2},
 )
+"""The budget every method trains under: the ``cpu`` preset (6000 samples, 8 epochs, Adam at
+1e-3, normalised heads) with embeddings of 32, critics of 64, a constant learning rate and
+milder augmentations (noise 0.1, masking 0.2)."""
+
+QUICK = replace(
+    INTERACTIONS,
+    data={"num_samples": 2000},
+    model={
+        "encoder_hidden": 64,
+        "head_hidden": 64,
+        "encoder_layers": 1,
+        "embed_dim": 16,
+        "critic_hidden": 32,
+    },
+    train={"epochs": 2},
+)
+"""``--quick``: :data:`INTERACTIONS` on 2000 samples with small networks for 2 epochs."""
 
 
-def make_trainer(method: str, settings: Settings) -> train.Trainer:
-    """The library's default trainer of ``method`` at the run's sizes."""
-    return train.default_trainer(
-        method,
-        num_classes=2,
-        encoder_hidden=settings.encoder_hidden,
-        encoder_layers=settings.encoder_layers,
-        embed_dim=settings.embed_dim,
-        critic_hidden=settings.critic_hidden,
-        normalize_heads=True,  # keeps FactorCL stable at a learning rate of 1e-3
-        learning_rate=settings.learning_rate,
-        augmentations=(augment.default_augmentation,) * 2,
-    )
-
-
-def train_and_embed(trainer, train_data, test_data, settings, seed) -> tuple[list, float]:
+def train_and_embed(trainer, train_data, test_data, config) -> tuple[list, float]:
     """Trains a fresh state; returns the probed representation of both splits and seconds."""
     start = time.perf_counter()
-    example = {key: value[: settings.batch_size] for key, value in train_data.items()}
-    state = trainer.jit_init(jax.random.key(seed), example)
-    state, _ = train.fit(
-        trainer,
-        state,
-        train_data,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=seed,
-        progress=False,
-    )
+    state, _ = evaluation.fit_fresh(trainer, train_data, config, progress=False)
+    representation = config.probe.representation
     features = [
-        train.embed_dataset(trainer, state.params, split)[settings.representation]
+        loop.embed_dataset(trainer, state.params, split)[representation]
         for split in (train_data, test_data)
     ]
     return features, time.perf_counter() - start
@@ -140,14 +114,15 @@ def probe_accuracy(features, labels) -> float:
     )
 
 
-def run(methods: tuple[str, ...], settings: Settings) -> tuple[dict, dict]:
+def run(methods: tuple[str, ...], config: RunConfig, seeds: int) -> tuple[dict, dict]:
     """``({row: {kind: [accuracy per seed]}}, {method: [training seconds]})``."""
-    trainers = {method: make_trainer(method, settings) for method in methods}  # compiled once
+    trainers = {method: build_trainer(config, method) for method in methods}  # compiled once
     accuracies = {row: {kind: [] for kind in LABEL_KINDS} for row in (*methods, *RAW)}
     seconds: dict[str, list[float]] = {method: [] for method in methods}
-    for seed in range(settings.seeds):
+    for seed in range(seeds):
+        seeded = replace(config, train={"seed": seed})
         train_split, test_split = train_test_split(
-            make_synthetic(settings.num_samples, seed=seed), seed=seed
+            make_synthetic(config.data.num_samples, seed=seed), seed=seed
         )
         labels = {
             kind: (interaction_labels(train_split, kind), interaction_labels(test_split, kind))
@@ -167,7 +142,7 @@ def run(methods: tuple[str, ...], settings: Settings) -> tuple[dict, dict]:
                     {**data, "y": labels[trained_on or "redundant"][index]}
                     for index, data in enumerate(inputs)
                 ]
-                features, elapsed = train_and_embed(trainer, *splits, settings, seed)
+                features, elapsed = train_and_embed(trainer, *splits, seeded)
                 seconds[method].append(elapsed)
                 for kind in LABEL_KINDS if trained_on is None else (trained_on,):
                     accuracy = probe_accuracy(features, labels[kind])
@@ -281,15 +256,16 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [m for m in methods if m not in objectives.METHODS]
     if unknown:
         parser.error(f"--methods: unknown {unknown}; choose from {list(objectives.METHODS)}")
-    settings = QUICK if args.quick else Settings()
-    overrides = {"seeds": args.seeds, "epochs": args.epochs, "representation": args.representation}
-    settings = dataclasses.replace(
-        settings, **{k: v for k, v in overrides.items() if v is not None}
-    )
+    config = QUICK if args.quick else INTERACTIONS
+    if args.epochs is not None:
+        config = replace(config, train={"epochs": args.epochs})
+    if args.representation is not None:
+        config = replace(config, probe={"representation": args.representation})
+    seeds = args.seeds or (1 if args.quick else 3)
     out = make_run_dir(args.out, "interactions")
-    print(f"settings: {settings}")
+    print(f"{seeds} seed(s); config: {flatten(config)}")
     start = time.perf_counter()
-    accuracies, seconds = run(methods, settings)
+    accuracies, seconds = run(methods, config, seeds)
     wall_seconds = time.perf_counter() - start
     results = summarise(accuracies)
     supervised = [m for m in methods if objectives.METHODS[m].supervised]
@@ -312,7 +288,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n".join(lines))
     print(f"wall time {wall_seconds:.0f} s")
     payload = {
-        "settings": dataclasses.asdict(settings) | {"methods": list(methods)},
+        "config": to_dict(config),
+        "seeds": seeds,
+        "methods": list(methods),
         "label_kinds": list(LABEL_KINDS),
         "trained_once_per_seed": [m for m in methods if m not in supervised],
         "trained_per_label_kind": supervised,

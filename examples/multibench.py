@@ -37,16 +37,16 @@ mean and std over seeds, and per seed), the paper's accuracy (%) and seconds per
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 
 import numpy as np
-import optax
 
-from factorcl_jax import augment, critics, evaluation, fusion, models, objectives, train
+from factorcl_jax import augment, evaluation, models
+from factorcl_jax.builder import build_trainer, config_encoder
+from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data import multibench
-from factorcl_jax.encoders import GRUEncoder, TransformerEncoder
+from factorcl_jax.encoders import GRUEncoder
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
 TASKS = ("mosi", "mosei", "humor", "sarcasm", "mimic")
@@ -76,34 +76,29 @@ SUCCESSORS = {  # self-supervised linear probe (%), as each paper reports it; No
 """FactorCL's successors, in the columns of :data:`PAPER_COLUMNS`."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Hyperparameters of a run; the defaults follow the reference MOSI run."""
-
-    seeds: int = 1
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    encoder: str = "transformer"
-    num_layers: int = 5
-    num_heads: int = 5
-    width: int | None = None  # None: 2 * input dim, rounded up to a multiple of num_heads
-    head_hidden: int = 512
-    embed_dim: int = 128
-    critic_hidden: int = 512
-    max_length: int = 50
-
-
-QUICK = Settings(
-    epochs=1,
-    batch_size=16,
-    num_layers=1,
-    num_heads=2,
-    width=16,
-    head_hidden=32,
-    embed_dim=16,
-    critic_hidden=32,
+MULTIBENCH = replace(
+    PRESETS["paper"],
+    model={"encoder": "transformer", "encoder_layers": 5, "encoder_heads": 5, "max_length": 50},
+    train={"epochs": 100, "batch_size": 32},
 )
+"""The reference MOSI protocol: the ``paper`` preset's heads (``128`` wide, hidden 512),
+critics (512) and Adam at a constant 1e-4, with Transformer encoders of 5 layers and 5 heads
+over at most 50 time steps, batch 32, 100 epochs. A sequence encoder's width is twice its
+modality's input width, rounded up to a multiple of the heads (:func:`sequence_encoder`)."""
+
+QUICK = replace(
+    MULTIBENCH,
+    model={
+        "encoder_layers": 1,
+        "encoder_heads": 2,
+        "encoder_hidden": 16,
+        "head_hidden": 32,
+        "embed_dim": 16,
+        "critic_hidden": 32,
+    },
+    train={"epochs": 1, "batch_size": 16},
+)
+"""``--quick``: tiny networks (sequence encoders of width ``encoder_hidden`` = 16), one epoch."""
 
 
 def paper_accuracy(method: str, task: str) -> float | None:
@@ -111,24 +106,20 @@ def paper_accuracy(method: str, task: str) -> float | None:
     return (PAPER | SUCCESSORS)[method][list(PAPER_COLUMNS).index(task)]
 
 
-def sequence_encoder(input_dim: int, settings: Settings):
-    """A Transformer or GRU of width ``settings.width`` (or ``2 * input_dim``, rounded)."""
-    width = settings.width or settings.num_heads * math.ceil(2 * input_dim / settings.num_heads)
-    if settings.encoder == "gru":
-        return GRUEncoder(width)
-    return TransformerEncoder(
-        width,
-        num_heads=settings.num_heads,
-        num_layers=settings.num_layers,
-        max_length=settings.max_length,
-    )
+def sequence_encoder(input_dim: int, config: RunConfig, *, quick: bool):
+    """A Transformer or GRU (``model.encoder``) for one modality of width ``input_dim``: its
+    width is ``model.encoder_hidden`` with ``quick``, else ``2 * input_dim`` rounded up to a
+    multiple of ``model.encoder_heads`` (MultiBench's ``20 -> 40``, ``300 -> 600``)."""
+    heads = config.model.encoder_heads
+    width = config.model.encoder_hidden if quick else heads * math.ceil(2 * input_dim / heads)
+    return config_encoder(replace(config, model={"encoder_hidden": width}))
 
 
-def make_encoders(data: multibench.MultimodalDataset, settings: Settings) -> tuple:
+def make_encoders(data: multibench.MultimodalDataset, config: RunConfig, *, quick: bool) -> tuple:
     """One encoder per modality: MultiBench's MLP + GRU for MIMIC, else sequence encoders."""
     if data.modalities == ("static", "timeseries"):
         return models.MLPEncoder(hidden_dim=10, output_dim=10, num_layers=1), GRUEncoder(30)
-    return tuple(sequence_encoder(dim, settings) for dim in data.input_dims)
+    return tuple(sequence_encoder(dim, config, quick=quick) for dim in data.input_dims)
 
 
 def joint_augmentation(data: multibench.MultimodalDataset):
@@ -140,39 +131,21 @@ def joint_augmentation(data: multibench.MultimodalDataset):
     return augment.aligned_time_mask if aligned else None
 
 
-def make_trainer(method: str, encoders: tuple, data: multibench.MultimodalDataset, settings):
-    """A :class:`train.Trainer` for ``method`` with the given per-modality encoders."""
-    method = objectives.get_method(method)
-    if method.fused_views:
-        model = fusion.FusionModel(
-            encoders,
-            width=settings.embed_dim,
-            num_heads=math.gcd(4, settings.embed_dim),
-            head_hidden=settings.head_hidden,
-            embed_dim=settings.embed_dim,
-        )
-        critic = fusion.CosineCritic(temperature=0.1)
-    else:
-        model = models.MultimodalModel(
-            encoders=encoders,
-            representations=dict(method.representations),
-            head_hidden=settings.head_hidden,
-            embed_dim=settings.embed_dim,
-        )
-        critic = critics.ConcatCritic((settings.critic_hidden, settings.critic_hidden))
-    return train.Trainer(
-        method=method,
-        model=model,
-        critic=critic,
-        optimizer=optax.adam(settings.learning_rate),
-        club_optimizer=optax.adam(settings.learning_rate),
+def make_trainer(method: str, encoders: tuple, data: multibench.MultimodalDataset, config):
+    """The trainer of ``method`` with the given per-modality encoders; SSL methods augment
+    each modality by its kind (:func:`augment.default_augmentation`) and then, on aligned
+    data, both together."""
+    return build_trainer(
+        config,
+        method,
         num_classes=data.num_classes,
+        encoders=encoders,
         augmentations=(augment.default_augmentation,) * 2,
         joint_augmentation=joint_augmentation(data),
     )
 
 
-def load(args: argparse.Namespace, settings: Settings) -> multibench.MultimodalDataset:
+def load(args: argparse.Namespace, config: RunConfig) -> multibench.MultimodalDataset:
     if args.task == "mimic":
         return multibench.load_mimic(
             args.data, mimic_task=args.mimic_task, nonfinite=args.nonfinite
@@ -181,7 +154,7 @@ def load(args: argparse.Namespace, settings: Settings) -> multibench.MultimodalD
         args.data,
         args.task,
         modalities=tuple(args.modalities.split(",")),
-        max_length=settings.max_length,
+        max_length=config.model.max_length,
         label_scheme=args.label_scheme,
         nonfinite=args.nonfinite,
     )
@@ -220,39 +193,35 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
-    settings = QUICK if args.quick else Settings()
-    overrides = {
-        "seeds": args.seeds,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "encoder": args.encoder,
-    }
-    settings = dataclasses.replace(
-        settings, **{k: v for k, v in overrides.items() if v is not None}
-    )
-    data = load(args, settings)
-    encoders = make_encoders(data, settings)
+    config = QUICK if args.quick else MULTIBENCH
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size}
+    config = replace(config, train={k: v for k, v in overrides.items() if v is not None})
+    if args.encoder is not None:
+        config = replace(config, model={"encoder": args.encoder})
+    seeds = args.seeds or 1
+    out = make_run_dir(args.out, f"multibench-{args.task}")
+    data = load(args, config)
+    encoders = make_encoders(data, config, quick=args.quick)
     column = PAPER_COLUMNS[args.task]
     print(
         f"{column}: modalities {data.modalities}, dims {data.input_dims}, classes "
         f"{data.num_classes}, samples train/valid/test "
-        f"{len(data.train['y'])}/{len(data.valid['y'])}/{len(data.test['y'])}\n{settings}"
+        f"{len(data.train['y'])}/{len(data.validation['y'])}/{len(data.test['y'])}; "
+        f"{seeds} seed(s); config: {flatten(config)}"
     )
     rows = []
     for method in args.methods.split(","):
-        trainer = make_trainer(method, encoders, data, settings)
+        trainer = make_trainer(method, encoders, data, config)
         accuracies, seconds = [], []
-        for seed in range(settings.seeds):
+        for seed in range(seeds):
             start = time.perf_counter()
             result = evaluation.fit_and_probe(
                 trainer,
                 data.train,
                 data.test,
-                epochs=settings.epochs,
-                batch_size=settings.batch_size,
+                replace(config, train={"seed": seed}),
                 representations=("factorized",),
                 num_classes=data.num_classes,
-                seed=seed,
                 progress=False,
             )
             accuracies.append(100 * result.accuracies["factorized"])
@@ -278,7 +247,6 @@ def main(argv: list[str] | None = None) -> dict:
         for row in rows
     ]
     print(format_table(table, list(table[0])))
-    out = make_run_dir(args.out, f"multibench-{args.task}")
     results = {
         "task": args.task,
         "paper_column": column,
@@ -286,7 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
         "modalities": list(data.modalities),
         "num_classes": data.num_classes,
         "unit": "%",
-        "settings": dataclasses.asdict(settings),
+        "config": to_dict(config),
+        "seeds": seeds,
         "rows": rows,
     }
     write_json(out / "results.json", results)

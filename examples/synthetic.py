@@ -20,14 +20,14 @@ The probed representation is the concatenated encoder outputs (``"encoders"``, a
 reference code); the concatenated heads (``"factorized"``, ``[Z_S1, Z_S2, Z_U1, Z_U2]`` for
 FactorCL) are probed and reported too.
 
-Presets: ``cpu`` (default; the reference setting takes minutes on 2 CPU cores), ``--quick``
-(a smoke test of about a minute) and ``--paper`` (the paper's sizes and optimiser: Adam at a
-constant ``1e-4``, unnormalised heads; use a GPU). The ``cpu`` preset trains a smaller model
-for the same 10 epochs, so it takes a larger step — Adam at ``1e-3`` with cosine decay — and
-L2-normalises the heads' outputs (``normalize_heads``): without that, FactorCL at ``1e-3``
-inflates its embeddings against the CLUB critics held fixed in the main step (upper-bound
-terms of ``±1e4``) and the probe accuracy collapses (SUP 0.71, SSL 0.65 in our runs).
-Critics of width 128 rather than 64 are what lift FactorCL-SUP past 0.98 at this size.
+Configurations (:data:`factorcl_jax.config.PRESETS`, ``factorcl-jax presets``): ``synthetic``
+(default: the ``cpu`` preset on the paper's 30000 samples for its 10 epochs), ``quick`` with
+``--quick`` (a smoke test) and ``paper`` with ``--paper`` (the paper's sizes and optimiser:
+Adam at a constant ``1e-4``, unnormalised heads; use a GPU). The CPU configuration trains a
+smaller model for the same 10 epochs, so it takes a larger step (Adam at ``1e-3`` with cosine
+decay) and L2-normalises the heads' outputs (``model.normalize_heads``): without that, FactorCL
+at ``1e-3`` inflates its embeddings against the CLUB critics held fixed in the main step
+(upper-bound terms of ``±1e4``) and the probe accuracy collapses.
 
 Usage: python examples/synthetic.py [--out DIR] [--quick | --paper] [--no-sweep]
 Writes DIR/results.json and DIR/sweep.png.
@@ -36,15 +36,14 @@ Writes DIR/results.json and DIR/sweep.png.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pathlib
 import time
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
-from factorcl_jax import evaluation, probe
-from factorcl_jax.data.synthetic import SyntheticData, make_synthetic, train_test_split
+from factorcl_jax import evaluation
+from factorcl_jax.builder import build_trainer
+from factorcl_jax.config import PRESETS, RunConfig, replace, to_dict
+from factorcl_jax.data.synthetic import make_synthetic, train_test_split
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
 METHODS = ("FactorCL-SUP", "FactorCL-SSL", "SimCLR", "SupCon")
@@ -55,86 +54,16 @@ SWEEP_LABEL_DIMS = 16
 TARGETS = {"FactorCL-SUP": 0.98, "FactorCL-SSL": 0.96}
 
 
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """Data and model sizes of a run (keyword arguments of ``train_and_probe`` plus data)."""
-
-    num_samples: int
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    lr_schedule: str
-    encoder_hidden: int
-    embed_dim: int
-    critic_hidden: int
-    normalize_heads: bool
-    sweep_shared_dims: tuple[int, ...]
-
-    def training(self) -> dict:
-        """The keyword arguments of :func:`evaluation.train_and_probe`."""
-        settings = dataclasses.asdict(self)
-        del settings["num_samples"], settings["sweep_shared_dims"]
-        return settings
-
-
-PRESETS = {
-    "quick": Preset(
-        num_samples=4000,
-        epochs=2,
-        batch_size=128,
-        learning_rate=1e-3,
-        lr_schedule="cosine",
-        encoder_hidden=64,
-        embed_dim=32,
-        critic_hidden=32,
-        normalize_heads=True,
-        sweep_shared_dims=(16, 0),
-    ),
-    "cpu": Preset(
-        num_samples=30000,
-        epochs=10,
-        batch_size=128,
-        learning_rate=1e-3,
-        lr_schedule="cosine",
-        encoder_hidden=128,
-        embed_dim=64,
-        critic_hidden=128,
-        normalize_heads=True,
-        sweep_shared_dims=(16, 12, 8, 4, 0),
-    ),
-    "paper": Preset(
-        num_samples=30000,
-        epochs=10,
-        batch_size=256,
-        learning_rate=1e-4,
-        lr_schedule="constant",
-        encoder_hidden=512,
-        embed_dim=128,
-        critic_hidden=512,
-        normalize_heads=False,
-        sweep_shared_dims=(16, 12, 8, 4, 0),
-    ),
-}
-
-
-def as_arrays(data: SyntheticData) -> dict[str, np.ndarray]:
-    """``{"x1": [N, 100], "x2": [N, 100], "y": [N]}``, the format of the trainers."""
-    return {"x1": data.x1, "x2": data.x2, "y": data.y}
-
-
-def raw_probe_accuracy(train: SyntheticData, test: SyntheticData) -> float:
-    """Linear-probe test accuracy on the raw concatenated inputs ``[x1, x2]``."""
-    features = lambda data: np.concatenate([data.x1, data.x2], axis=1)
-    return probe.linear_probe_accuracy(features(train), train.y, features(test), test.y)
+SWEEP_SHARED_DIMS = {"quick": (16, 0), "synthetic": (16, 12, 8, 4, 0), "paper": (16, 12, 8, 4, 0)}
+"""Shared label coordinates ``s`` of the sweep's points, per configuration."""
 
 
 def run_setting(
     feature_dims: Mapping[str, int],
     label_dims: Mapping[str, int],
-    preset: Preset,
+    config: RunConfig,
     methods: Sequence[str],
     *,
-    seed: int,
     progress: bool,
 ) -> dict:
     """Trains and probes every method on one data setting.
@@ -142,18 +71,22 @@ def run_setting(
     Returns:
       ``{"accuracies": {method or RAW: {representation: accuracy}}, "seconds": {method: s}}``.
     """
-    data = make_synthetic(preset.num_samples, feature_dims, label_dims, seed=seed)
-    train, test = train_test_split(data, test_fraction=0.2, seed=seed)
-    accuracies = {RAW: {"inputs": raw_probe_accuracy(train, test)}}
+    seed = config.train.seed
+    data = make_synthetic(config.data.num_samples, feature_dims, label_dims, seed=seed)
+    train, test = (split.arrays() for split in train_test_split(data, seed=seed))
+    accuracies = {RAW: {"inputs": evaluation.raw_input_accuracy(train, test)}}
     seconds = {}
     for method in methods:
-        result = evaluation.train_and_probe(
-            method,
-            as_arrays(train),
-            as_arrays(test),
-            seed=seed,
+        trainer = build_trainer(
+            config, method, steps_per_epoch=len(train["y"]) // config.train.batch_size
+        )
+        result = evaluation.fit_and_probe(
+            trainer,
+            train,
+            test,
+            config,
+            representations=evaluation.REPRESENTATIONS,
             progress=progress,
-            **preset.training(),
         )
         accuracies[method] = result.accuracies
         seconds[method] = result.wall_seconds
@@ -224,20 +157,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
     args = parser.parse_args(argv)
-    preset_name = "quick" if args.quick else "paper" if args.paper else "cpu"
-    preset = PRESETS[preset_name]
+    preset_name = "quick" if args.quick else "paper" if args.paper else "synthetic"
+    config = replace(PRESETS[preset_name], train={"seed": args.seed})
     out = make_run_dir(args.out, "synthetic")
-    print(f"preset {preset_name}: {preset}")
+    print(f"preset {preset_name} (factorcl-jax presets {preset_name})")
 
     print(f"\nreference setting, feature dims = label dims = {REFERENCE_DIMS}")
     start = clocks()
     reference = run_setting(
-        REFERENCE_DIMS,
-        REFERENCE_DIMS,
-        preset,
-        args.methods,
-        seed=args.seed,
-        progress=args.progress,
+        REFERENCE_DIMS, REFERENCE_DIMS, config, args.methods, progress=args.progress
     )
     reference_seconds = elapsed(start)
     reference_accuracy = headline(reference["accuracies"])
@@ -255,16 +183,11 @@ def main(argv=None):
     sweep_seconds = {"wall": 0.0, "cpu": 0.0}
     if not args.no_sweep:
         start = clocks()
-        for shared in preset.sweep_shared_dims:
+        for shared in SWEEP_SHARED_DIMS[preset_name]:
             label_dims = sweep_label_dims(shared)
             print(f"\nsweep: feature dims {SWEEP_FEATURE_DIMS}, label dims {label_dims}")
             setting = run_setting(
-                SWEEP_FEATURE_DIMS,
-                label_dims,
-                preset,
-                args.methods,
-                seed=args.seed,
-                progress=args.progress,
+                SWEEP_FEATURE_DIMS, label_dims, config, args.methods, progress=args.progress
             )
             sweep.append(
                 {
@@ -296,7 +219,7 @@ def main(argv=None):
             "targets": TARGETS,
             "representation": "encoders",
             "preset": preset_name,
-            "settings": dataclasses.asdict(preset),
+            "config": to_dict(config),
             "seed": args.seed,
             "seconds": {"reference_setting": reference_seconds, "sweep": sweep_seconds},
         },

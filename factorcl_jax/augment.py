@@ -48,6 +48,7 @@ __all__ = [
     "default_augmentation",
     "feature_mask",
     "gaussian_noise",
+    "hyperparameters_of",
     "identity",
     "make_augmentation",
     "mixup",
@@ -513,6 +514,18 @@ def _keywords(fn: Callable[..., Array]) -> set[str]:
     }
 
 
+def hyperparameters_of(names: Sequence[str]) -> set[str]:
+    """The keyword hyperparameters the named augmentations take, e.g. ``{"scale", "rate"}``.
+
+    Raises:
+      ValueError: a name that is not in ``AUGMENTATIONS``.
+    """
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {unknown}; known: {sorted(AUGMENTATIONS)}")
+    return set().union(*(_keywords(AUGMENTATIONS[name]) for name in names))
+
+
 def make_augmentation(
     names: Sequence[str] | str, *, compose: str = "choice", **kwargs: Any
 ) -> Augmentation:
@@ -550,7 +563,7 @@ def make_augmentation(
             )
     if compose not in ("choice", "sequence"):
         raise ValueError(f"`compose` must be 'choice' or 'sequence', got {compose!r}")
-    unused = set(kwargs) - set().union(*(_keywords(AUGMENTATIONS[name]) for name in names))
+    unused = set(kwargs) - hyperparameters_of(names)
     if unused:
         raise TypeError(
             f"keyword arguments {sorted(unused)} are taken by none of the augmentations "

@@ -35,11 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from factorcl_jax.validation import check_float_matrix
+
 __all__ = [
     "MineState",
     "club_gaussian",
     "dv",
     "gaussian_log_likelihood",
+    "infmasking",
     "infonce",
     "js",
     "js_fgan",
@@ -55,12 +58,7 @@ __all__ = [
 
 def _check_scores(scores: Array, offset: int | Array, name: str = "scores") -> None:
     """Validates a score matrix and the offset of its positives (static checks only)."""
-    if not hasattr(scores, "shape") or not hasattr(scores, "dtype"):
-        raise TypeError(f"`{name}` must be an array of shape [n, m], got {type(scores).__name__}")
-    if scores.ndim != 2:
-        raise ValueError(f"`{name}` must have shape [n, m] (rank 2), got shape {scores.shape}")
-    if not jnp.issubdtype(scores.dtype, jnp.floating):
-        raise TypeError(f"`{name}` must be a floating-point array, got dtype {scores.dtype}")
+    check_float_matrix(scores, name)
     n, m = scores.shape
     if n < 1:
         raise ValueError(f"`{name}` needs at least 1 row, got shape {scores.shape}")
@@ -615,3 +613,66 @@ def club_gaussian(mean: Array, log_variance: Array, y: Array, *, offset: int | A
     all_pairs = jnp.square(column_mean - mean) + column_variance
     value = jnp.mean(0.5 * jnp.sum((all_pairs - positive) * precision, axis=1))
     return _nan_unless_offset_in_range(value, offset, mean.shape[0], y.shape[0])
+
+
+def infmasking(scores: Array, *, draws: int, variance_scale: float = 1.0) -> Array:
+    r"""InfMasking's bound: InfoNCE against infinitely many random masks, in closed form.
+
+    Row ``i`` scores its ``K = draws`` masked views at columns ``t n + i`` (``t < K``, the views
+    stacked draw by draw, ``n`` rows); every other column is a negative. A masked view's
+    positive score ``s`` is taken as Gaussian with the mean ``\mu_i`` and (biased) variance
+    ``\sigma_i^2`` of the ``K`` drawn ones, so ``E[e^s] = e^{\mu_i + \sigma_i^2 / 2}``, and
+    Jensen's inequality lower-bounds the InfoNCE averaged over masks:
+
+    .. math::
+        I_{InfMask} = \log(m - K + 1) + \frac{1}{n} \sum_i \Big( \mu_i
+            - \log \big( e^{\mu_i + \lambda \sigma_i^2 / 2}
+            + \sum_{j \notin P_i} e^{s_{ij}} \big) \Big)
+
+    with ``P_i`` the positive columns of row ``i`` and ``lambda = variance_scale``. With
+    ``K = 1`` and ``lambda = 0`` it is :func:`infonce`. (Wen et al. 2025,
+    "InfMasking", NeurIPS; the public code's loss equals ``-I_InfMask`` up to the constant.)
+
+    Under data parallelism the columns are the global batch with this device's ``K n`` columns
+    first (:func:`factorcl_jax.scoring.global_columns`), so the positives sit at the same columns.
+
+    Args:
+      scores: ``[n, m]`` scores, ``m >= K n`` and ``m > K``; the first ``K n`` columns are
+        the rows' masked views, draw-major.
+      draws: ``K >= 1``.
+      variance_scale: ``lambda >= 0``.
+
+    Returns:
+      Scalar estimate in nats, averaged over rows.
+
+    Example:
+      >>> scores = jax.random.normal(jax.random.key(0), (4, 4))
+      >>> bool(jnp.allclose(infmasking(scores, draws=1, variance_scale=0.0), infonce(scores)))
+      True
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"`draws` must be an int >= 1, got {draws!r}")
+    if not variance_scale >= 0:
+        raise ValueError(f"`variance_scale` must be >= 0, got {variance_scale}")
+    if getattr(scores, "ndim", None) != 2 or not jnp.issubdtype(scores.dtype, jnp.floating):
+        raise ValueError(
+            f"`scores` must be a floating-point [n, m] array, got "
+            f"{getattr(scores, 'shape', type(scores).__name__)}"
+        )
+    n, m = scores.shape
+    if m < draws * n or m == draws:
+        raise ValueError(
+            f"`scores` of shape {scores.shape} must have at least draws * n = {draws * n} "
+            f"columns (the {draws} masked views of the {n} rows) and a negative"
+        )
+    rows = jnp.arange(n)
+    positive_columns = jnp.arange(draws)[None, :] * n + rows[:, None]  # [n, K]
+    positives = jnp.take_along_axis(scores, positive_columns, axis=1)
+    mean = jnp.mean(positives, axis=1)
+    variance = jnp.mean(jnp.square(positives - mean[:, None]), axis=1)
+    is_positive = jnp.zeros((n, m), bool).at[rows[:, None], positive_columns].set(True)
+    expected_positive = mean + 0.5 * variance_scale * variance
+    logits = jnp.concatenate([expected_positive[:, None], scores], axis=1)
+    where = jnp.concatenate([jnp.ones((n, 1), bool), ~is_positive], axis=1)
+    normaliser = jax.nn.logsumexp(logits, axis=1, where=where)
+    return math.log(m - draws + 1) + jnp.mean(mean - normaliser)

@@ -2,7 +2,7 @@
 
 Each checkpoint (one Orbax step directory) holds two items:
 
-* ``state``: the :class:`~factorcl_jax.train.TrainState` pytree (PRNG keys stored as their
+* ``state``: the :class:`~factorcl_jax.state.TrainState` pytree (PRNG keys stored as their
   raw ``uint32`` data), saved with ``StandardSave``;
 * ``meta``: JSON with the data position (``epoch``, ``next_batch``, shuffling ``seed``), the
   step, the run config and an optional validation ``metric``.

@@ -4,6 +4,7 @@ Subcommands::
 
     train               train methods on the built-in synthetic data, checkpoint, probe, plot
     probe               linear-probe a trained run's checkpoint on a data split
+    presets             print the named configurations and their values
     estimate            estimate the MI between two arrays from .npy / .npz / .csv files
     bench               run the benchmarks with a quick preset
     convert-multibench  turn a trusted MultiBench pickle into the .npz the loaders read
@@ -119,11 +120,8 @@ def _command_train(args: argparse.Namespace) -> int:
 
 
 def _command_probe(args: argparse.Namespace) -> int:
-    import jax
-
     from factorcl_jax import config as config_lib
     from factorcl_jax import evaluation, run, rundir
-    from factorcl_jax.checkpoint import Checkpointer
 
     run_dir = pathlib.Path(args.run)
     if not run_dir.is_dir():
@@ -142,27 +140,15 @@ def _command_probe(args: argparse.Namespace) -> int:
                 f"{', '.join(config.train.methods)}"
             )
     splits = run.load_splits(config)
-    num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
-    representation = args.representation or config.train.probe_representation
+    representation = args.representation or config.probe.representation
     for method in methods:
-        steps_per_epoch = len(splits["train"]["y"]) // config.train.batch_size
-        trainer = run.build_trainer(config, method, num_classes, steps_per_epoch)
-        example = {k: v[: config.train.batch_size] for k, v in splits["train"].items()}
-        abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
-        directory = run_dir / "checkpoints" / run.method_slug(method)
-        with Checkpointer(directory, read_only=True) as checkpoints, warnings.catch_warnings():
-            # Reported below in one line, with what the probe does about it.
-            warnings.simplefilter("ignore", rundir.RunWarning)
-            restored = checkpoints.restore_latest(abstract)
-        failed = ", ".join(str(step) for step, _ in checkpoints.skipped)
+        trainer, restored, skipped = run.restore_method(run_dir, config, method, splits)
+        failed = ", ".join(str(step) for step, _ in skipped)
         if restored is None:
-            detail = (
-                f": checkpoint(s) {failed} failed to load ({checkpoints.skipped[0][1]})"
-                if checkpoints.skipped
-                else ""
-            )
+            detail = f": checkpoint(s) {failed} failed to load ({skipped[0][1]})" if skipped else ""
+            directory = run_dir / "checkpoints" / run.method_slug(method)
             raise UsageError(f"no loadable checkpoint for {method} in {directory}{detail}")
-        if checkpoints.skipped:
+        if skipped:
             _warn(f"{method}: checkpoint(s) {failed} failed to load; probing an older one")
         state, meta = restored
         accuracy = evaluation.probe_accuracies(
@@ -170,14 +156,40 @@ def _command_probe(args: argparse.Namespace) -> int:
             state.params,
             splits["train"],
             splits[args.split],
-            num_classes=num_classes,
             representations=(representation,),
+            l2=config.probe.l2,
         )[representation]
         print(
             f"{method}: step {meta['step']}, {args.split} accuracy {accuracy:.4f} "
             f"({representation})"
         )
     return 0
+
+
+# ---------------------------------------------------------------- presets
+
+
+def _command_presets(args: argparse.Namespace) -> int:
+    from factorcl_jax import config as config_lib
+    from factorcl_jax import reporting
+
+    names = args.names or list(config_lib.PRESETS)
+    values = {name: config_lib.flatten(config_lib.get_preset(name)) for name in names}
+    keys = list(values[names[0]])
+    rows = [{"key": key, **{name: _shown(values[name][key]) for name in names}} for key in keys]
+    print(reporting.format_table(rows, ["key", *names]))
+    return 0
+
+
+def _shown(value: object) -> str:
+    """A config value as a TOML-like string: lists joined by commas, dicts as ``k=v``."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()
+    return str(value)
 
 
 # ---------------------------------------------------------------- estimate
@@ -293,6 +305,8 @@ def _command_estimate(args: argparse.Namespace) -> int:
             f"{x.shape[0]} and {y.shape[0]}"
         )
     estimator = estimate.get_estimator(args.bound)
+    # Checked before the estimate: a finished run in --out is never overwritten.
+    out = reporting.make_run_dir(args.out, "estimate") if args.out or args.plot else None
     critic = None
     if args.critic != "concat" or args.hidden is not None:
         kind = "gaussian" if estimator.gaussian else args.critic
@@ -319,8 +333,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
         f"{type(critic).__name__ if critic else 'ConcatCritic'} {list(settings.hidden)}, "
         f"batch {settings.batch_size}, {result.steps_run} steps, {result.seconds:.1f} s"
     )
-    if args.out or args.plot:
-        out = reporting.make_run_dir(args.out, "estimate")
+    if out is not None:
         summary = {
             "bound": args.bound,
             "estimate_nats": result.estimate,
@@ -537,9 +550,18 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument(
         "--representation",
         choices=["encoders", "factorized"],
-        help="default: the run's train.probe_representation",
+        help="default: the run's probe.representation",
     )
     probe.set_defaults(handler=_command_probe)
+
+    presets = commands.add_parser(
+        "presets",
+        help="list the named configurations with their values",
+        description="Print every value of the named configurations (each defined once in "
+        "factorcl_jax.config.PRESETS), one row per config key.",
+    )
+    presets.add_argument("names", nargs="*", metavar="NAME", help=f"of: {', '.join(PRESETS)}")
+    presets.set_defaults(handler=_command_presets)
 
     estimate = commands.add_parser(
         "estimate",

@@ -1,16 +1,21 @@
-"""Run configuration: typed, frozen dataclasses with named presets.
+"""One description of a run: a tree of typed, frozen dataclasses, and the named presets.
 
-A :class:`RunConfig` has four sections, each a frozen dataclass::
+A :class:`RunConfig` has one section per concern, each a frozen dataclass::
 
     data        built-in synthetic data: sizes, shared/unique blocks, splits
-    model       encoder, head and critic sizes, pairwise block size
-    train       methods, epochs, batch, optimiser, augmentations, CLUB iterations, seed
+    model       encoders, heads, critics (and the fusion of fused methods)
+    train       methods, epochs, batch, optimiser, CLUB iterations, seed
+    augment     augmentations of the SSL methods
+    memory      row blocks, column tiles, how devices exchange columns, compute dtype
+    probe       how the linear probe reads a trained model
     checkpoint  how often to save and what to keep
 
-Presets: ``cpu`` (the default; minutes on 2 CPU cores) and ``paper`` (the paper's synthetic
-setting: hidden 512, embed 128, batch 256, 10 epochs, learning rate 1e-4, 30000 samples).
-A config loads from TOML, JSON or YAML (``pyyaml`` needed for YAML), takes ``section.key=value``
-overrides with type checking, and round-trips through :func:`to_dict` / :func:`from_dict`.
+Every hyperparameter is one field of one section, read from there by the builder
+(:func:`factorcl_jax.builder.build_trainer`), the train job, the examples and the benchmarks.
+:data:`PRESETS` are named configs, each defined once here (``factorcl-jax presets`` prints
+them); code derives its own settings from a preset with :func:`replace`. A config loads from
+TOML, JSON or YAML (``pyyaml`` needed for YAML), takes ``section.key=value`` overrides with type
+checking, and round-trips through :func:`to_dict` / :func:`from_dict`.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ import pathlib
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from factorcl_jax import augment, objectives, rundir, validation
-from factorcl_jax.train import COMPUTE_DTYPES, EXCHANGES, SCHEDULES
+from factorcl_jax.layers import COMPUTE_DTYPES
+from factorcl_jax.schedules import SCHEDULES
+from factorcl_jax.tiled import EXCHANGES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,15 +41,21 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "PRESETS",
+    "AugmentConfig",
     "CheckpointConfig",
     "ConfigError",
     "DataConfig",
+    "MemoryConfig",
     "ModelConfig",
+    "ProbeConfig",
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
+    "flatten",
     "from_dict",
+    "get_preset",
     "load_config",
+    "replace",
     "save_config",
     "to_dict",
 ]
@@ -53,10 +67,12 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """The built-in synthetic data (PAPER.md, Experiment 2).
+    """The built-in synthetic data (:mod:`factorcl_jax.data.synthetic`).
 
     ``feature_dims`` / ``label_dims`` map latent block names (``"12"`` shared, ``"1"`` and
-    ``"2"`` unique) to their sizes and to how many of their coordinates the label reads.
+    ``"2"`` unique) to their sizes and to how many of their coordinates the label reads; each
+    modality is mapped to ``input_dim`` features. ``test_fraction`` and
+    ``validation_fraction`` of the ``num_samples`` rows are held out.
     """
 
     num_samples: int = 6000
@@ -74,17 +90,71 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Encoders ``d -> hidden x layers -> embed_dim``, heads ``-> head width -> embed_dim``
-    (L2-normalised when ``normalize_heads``), concat critics with two hidden layers of
-    ``critic_hidden``; memory: row blocks (``block_size``), column tiles (``column_block``),
-    how devices exchange columns (``exchange``: ``all_gather`` or ``ring``) and the matmul
-    dtype (``compute_dtype``: ``float32`` or ``bfloat16``)."""
+    """The networks of every method.
 
+    * encoders (one per modality), by ``encoder``: ``"mlp"`` maps
+      ``d -> encoder_hidden x encoder_layers -> embed_dim``; for sequences ``[n, T, d]``,
+      ``"transformer"`` is ``encoder_layers`` pre-LayerNorm blocks of width ``encoder_hidden``
+      with ``encoder_heads`` heads and learned positions up to ``max_length`` steps, and
+      ``"gru"`` a GRU of width ``encoder_hidden`` (:mod:`factorcl_jax.encoders`);
+    * a Linear-ReLU-Linear head per representation: ``embed_dim -> head_hidden -> embed_dim``,
+      L2-normalised when ``normalize_heads``;
+    * a concat critic ``MLP([x; y])`` per term: ``critic_layers`` hidden layers of
+      ``critic_hidden``;
+    * fused methods (CoMM, InfMasking): ``tokens_per_modality`` tokens of width ``embed_dim``
+      per modality into one Transformer block, and the cosine critic at ``temperature``.
+    """
+
+    encoder: str = "mlp"
     encoder_hidden: int = 128
     encoder_layers: int = 2
+    encoder_heads: int = 4
+    max_length: int = 50
     embed_dim: int = 64
+    head_hidden: int = 128
     critic_hidden: int = 128
-    normalize_heads: bool = False
+    critic_layers: int = 2
+    normalize_heads: bool = True
+    tokens_per_modality: int = 4
+    temperature: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of every method of the run: Adam at ``learning_rate`` under ``lr_schedule``
+    (``"constant"`` or ``"cosine"`` decay to 0 over the run), the CLUB critics stepped
+    ``num_club_iter`` times per step; ``seed`` seeds initialisation, augmentations and the
+    batch order."""
+
+    methods: tuple[str, ...] = ("FactorCL-SSL", "SimCLR")
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    num_club_iter: int = 1
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Unimodal augmentations of the SSL methods: one of ``names`` (from
+    :data:`factorcl_jax.augment.AUGMENTATIONS`) drawn per sample; ``scale`` is the standard
+    deviation of ``gaussian_noise``, ``rate`` the masked fraction of ``feature_mask`` /
+    ``time_mask``."""
+
+    names: tuple[str, ...] = ("gaussian_noise", "feature_mask")
+    scale: float = 0.3
+    rate: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryConfig:
+    """Memory and devices: ``block_size`` rows per block of the pairwise critics (``None``:
+    dense); ``column_block`` columns per tile (every bound computed over row x column tiles,
+    :mod:`factorcl_jax.tiled`); ``exchange`` how a data-parallel step meets the other devices'
+    columns (``"all_gather"`` or ``"ring"``); ``compute_dtype`` of matmuls and pair
+    activations (``"float32"`` or ``"bfloat16"``; parameters and reductions stay float32)."""
+
     block_size: int | None = None
     column_block: int | None = None
     exchange: str = "all_gather"
@@ -92,26 +162,14 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation of every method of the run.
+class ProbeConfig:
+    """The linear probe (logistic regression, L2 penalty ``l2`` on standardised features) that
+    scores a trained model. ``representation`` is ``"factorized"`` (all heads concatenated,
+    ``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL, the fused representation of fused methods) or
+    ``"encoders"`` (the concatenated encoder outputs)."""
 
-    ``augmentations`` are names from :data:`factorcl_jax.augment.AUGMENTATIONS` (one picked
-    per sample); ``probe_representation`` is ``"factorized"`` (the paper's final
-    representation, all heads concatenated: ``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL) or
-    ``"encoders"`` (the concatenated encoder outputs).
-    """
-
-    methods: tuple[str, ...] = ("FactorCL-SSL", "SimCLR")
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 3e-4
-    lr_schedule: str = "constant"
-    num_club_iter: int = 1
-    augmentations: tuple[str, ...] = ("gaussian_noise", "feature_mask")
-    noise_scale: float = 0.3
-    mask_rate: float = 0.3
-    probe_representation: str = "factorized"
-    seed: int = 0
+    representation: str = "factorized"
+    l2: float = 1e-4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +189,9 @@ class RunConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    memory: MemoryConfig = dataclasses.field(default_factory=MemoryConfig)
+    probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
 
     def __post_init__(self) -> None:
@@ -142,24 +203,40 @@ _MINIMUM = {
     "data.input_dim": 1,
     "model.encoder_hidden": 1,
     "model.encoder_layers": 1,
+    "model.encoder_heads": 1,
+    "model.max_length": 1,
     "model.embed_dim": 1,
+    "model.head_hidden": 1,
     "model.critic_hidden": 1,
-    "model.block_size": 1,
-    "model.column_block": 1,
+    "model.critic_layers": 1,
+    "model.tokens_per_modality": 1,
     "train.epochs": 1,
     "train.batch_size": 2,  # a contrastive batch needs a negative for every positive
+    "memory.block_size": 1,
+    "memory.column_block": 1,
     "checkpoint.keep_last": 1,
 }
 """Smallest value of each integer key; other integers (and dict values) must be >= 0."""
 _SEEDS = ("data.seed", "train.seed")
+_CHOICES = {
+    "model.encoder": ("mlp", "transformer", "gru"),
+    "train.lr_schedule": SCHEDULES,
+    "memory.exchange": EXCHANGES,
+    "memory.compute_dtype": COMPUTE_DTYPES,
+    "probe.representation": ("encoders", "factorized"),
+}
+"""Keys whose value is one of a few names."""
 
 
 def _check_field(key: str, value: Any) -> None:
     """Range checks every value of its type gets: ints fit int32 (seeds: the PRNG's
-    ``[0, 2**32 - 1]``), floats are finite."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    ``[0, 2**32 - 1]``), floats are finite, names are among their choices."""
+    if isinstance(value, bool) or value is None:
         return
-    if isinstance(value, int):
+    if isinstance(value, str):
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"{key} must be one of {_CHOICES[key]}, got {value!r}")
+    elif isinstance(value, int):
         if key in _SEEDS:
             validation.check_seed(value, key)
         else:
@@ -171,67 +248,115 @@ def _check_field(key: str, value: Any) -> None:
             _check_field(f"{key}.{name}", item)
 
 
+def _check_ranges(config: RunConfig) -> None:
+    for key in ("data.test_fraction", "data.validation_fraction"):
+        validation.check_finite_float(flatten(config)[key], key, above=0.0, below=0.5)
+    validation.check_positive_float(config.train.learning_rate, "train.learning_rate")
+    validation.check_positive_float(config.model.temperature, "model.temperature")
+    validation.check_finite_float(config.augment.scale, "augment.scale", at_least=0.0)
+    validation.check_finite_float(config.augment.rate, "augment.rate", at_least=0.0, at_most=1.0)
+    validation.check_finite_float(config.probe.l2, "probe.l2", at_least=0.0)
+
+
 def _validate(config: RunConfig) -> None:
     try:
-        for section in dataclasses.fields(config):
-            values = getattr(config, section.name)
-            for field in dataclasses.fields(values):
-                _check_field(f"{section.name}.{field.name}", getattr(values, field.name))
+        for key, value in flatten(config).items():
+            _check_field(key, value)
+        _check_ranges(config)
     except (TypeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
         raise ConfigError(str(error)) from None
-    for key, allowed in (("exchange", EXCHANGES), ("compute_dtype", COMPUTE_DTYPES)):
-        if getattr(config.model, key) not in allowed:
-            raise ConfigError(
-                f"model.{key} must be one of {allowed}, got {getattr(config.model, key)!r}"
-            )
-    for key, value in (
-        ("data.test_fraction", config.data.test_fraction),
-        ("data.validation_fraction", config.data.validation_fraction),
-    ):
-        if not 0.0 < value < 0.5:
-            raise ConfigError(f"{key} must be in (0, 0.5), got {value}")
-    if config.train.learning_rate <= 0:
-        raise ConfigError(f"train.learning_rate must be > 0, got {config.train.learning_rate}")
-    if config.train.noise_scale < 0:
-        raise ConfigError(f"train.noise_scale must be >= 0, got {config.train.noise_scale}")
-    if not 0 <= config.train.mask_rate <= 1:
-        raise ConfigError(f"train.mask_rate must be in [0, 1], got {config.train.mask_rate}")
     try:
-        augment.make_augmentation(
-            config.train.augmentations, scale=config.train.noise_scale, rate=config.train.mask_rate
-        )
+        augment.make_augmentation(config.augment.names, **augmentation_hyperparameters(config))
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"train.augmentations: {error}") from None
-    if config.train.lr_schedule not in SCHEDULES:
-        raise ConfigError(
-            f"train.lr_schedule must be one of {SCHEDULES}, got {config.train.lr_schedule!r}"
-        )
-    if not config.train.methods:
+        raise ConfigError(f"augment.names: {error}") from None
+    methods = config.train.methods
+    if not methods:
         raise ConfigError("train.methods must name at least one method")
-    for method in config.train.methods:
+    for method in methods:
         if method not in objectives.METHODS:
             raise ConfigError(
                 f"unknown method {method!r} in train.methods; choose from "
                 f"{', '.join(objectives.METHODS)}"
             )
-    if len(set(config.train.methods)) != len(config.train.methods):
-        raise ConfigError(f"train.methods names a method twice: {list(config.train.methods)}")
-    if config.train.probe_representation not in ("encoders", "factorized"):
-        raise ConfigError(
-            f"train.probe_representation must be 'encoders' or 'factorized', "
-            f"got {config.train.probe_representation!r}"
-        )
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"train.methods names a method twice: {list(methods)}")
 
 
+def augmentation_hyperparameters(config: RunConfig) -> dict[str, float]:
+    """``{"scale": ..., "rate": ...}`` restricted to what ``augment.names`` take."""
+    taken = augment.hyperparameters_of(config.augment.names)
+    values = {"scale": config.augment.scale, "rate": config.augment.rate}
+    return {name: value for name, value in values.items() if name in taken}
+
+
+def replace(config: RunConfig, **sections: Mapping[str, Any]) -> RunConfig:
+    """``config`` with fields of its sections replaced, validated like any config.
+
+    Example:
+      >>> quick = replace(PRESETS["cpu"], train={"epochs": 1}, model={"embed_dim": 16})
+      >>> quick.train.epochs, quick.model.embed_dim, quick.model.encoder_hidden
+      (1, 16, 128)
+    """
+    known = {field.name for field in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(sections) - known)
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {unknown}; known: {', '.join(known)}")
+    try:
+        replaced = {
+            name: dataclasses.replace(getattr(config, name), **dict(values))
+            for name, values in sections.items()
+        }
+    except TypeError as error:
+        raise ConfigError(f"unknown key: {error}") from None
+    return dataclasses.replace(config, **replaced)
+
+
+def flatten(config: RunConfig) -> dict[str, Any]:
+    """``{"section.key": value}`` of every field, e.g. ``{"train.epochs": 8, ...}``."""
+    return {
+        f"{section.name}.{field.name}": getattr(getattr(config, section.name), field.name)
+        for section in dataclasses.fields(config)
+        for field in dataclasses.fields(getattr(config, section.name))
+    }
+
+
+_CPU = RunConfig()
 PRESETS: dict[str, RunConfig] = {
-    "cpu": RunConfig(),
-    "paper": RunConfig(
-        data=DataConfig(num_samples=30000),
-        model=ModelConfig(encoder_hidden=512, encoder_layers=3, embed_dim=128, critic_hidden=512),
-        train=TrainConfig(epochs=10, batch_size=256, learning_rate=1e-4),
+    "cpu": _CPU,
+    "quick": replace(
+        _CPU,
+        data={"num_samples": 1200},
+        model={"encoder_hidden": 32, "embed_dim": 16, "head_hidden": 32, "critic_hidden": 32},
+        train={"epochs": 2, "batch_size": 64},
+    ),
+    "synthetic": replace(_CPU, data={"num_samples": 30000}, train={"epochs": 10}),
+    "paper": replace(
+        _CPU,
+        data={"num_samples": 30000},
+        model={
+            "encoder_hidden": 512,
+            "encoder_layers": 3,
+            "embed_dim": 128,
+            "head_hidden": 512,
+            "critic_hidden": 512,
+            "normalize_heads": False,
+        },
+        train={"epochs": 10, "batch_size": 256, "learning_rate": 1e-4, "lr_schedule": "constant"},
     ),
 }
-"""Named configurations: ``cpu`` (default) and ``paper``."""
+"""Named configurations, each with one meaning:
+
+* ``cpu`` (the default, ``factorcl-jax train`` with no arguments): the synthetic data at 6000
+  samples, small MLPs, 8 epochs of Adam at 1e-3 with cosine decay and L2-normalised heads;
+  about a minute on 2 CPU cores.
+* ``quick``: a smoke test of ``cpu`` (tiny networks, 2 epochs), seconds.
+* ``synthetic``: ``cpu`` on the paper's 30000 samples for its 10 epochs
+  (``examples/synthetic.py``).
+* ``paper``: the paper's synthetic setting: encoders ``100 -> 512 -> 512 -> 512 -> 128``,
+  critics of width 512, batch 256, 10 epochs, Adam at a constant 1e-4, 30000 samples.
+"""
 
 
 # ---------------------------------------------------------------- dict round trip

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from factorcl_jax.layers import MLP
-from factorcl_jax.tiled import tiled_bound
+from factorcl_jax.tiled import check_pair_inputs, tiled_bound
 
 __all__ = [
     "ConcatCritic",
@@ -284,17 +284,6 @@ def _relu_pair_head_backward(
 relu_pair_head.defvjp(_relu_pair_head_forward, _relu_pair_head_backward)
 
 
-def _check_pair_inputs(x: Array, y: Array) -> None:
-    for name, array in (("x", x), ("y", y)):
-        if getattr(array, "ndim", None) != 2:
-            raise ValueError(
-                f"`{name}` must have shape [rows, features], got shape "
-                f"{getattr(array, 'shape', type(array).__name__)}"
-            )
-        if not jnp.issubdtype(array.dtype, jnp.floating):
-            raise TypeError(f"`{name}` must be floating-point, got dtype {array.dtype}")
-
-
 def pairwise_scores(
     critic: nn.Module,
     params,
@@ -330,7 +319,7 @@ def pairwise_scores(
       >>> critics.pairwise_scores(critic, params, x, y, block_size=4).shape
       (8, 8)
     """
-    _check_pair_inputs(x, y)
+    check_pair_inputs(x, y)
     if block_size is not None and (not isinstance(block_size, int) or block_size < 1):
         raise ValueError(f"`block_size` must be a positive int or None, got {block_size!r}")
     u = critic.apply(params, x, method=critic.embed_x)

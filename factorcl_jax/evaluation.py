@@ -1,4 +1,4 @@
-"""Linear-probe evaluation of trained models, and a train-then-probe convenience.
+"""Linear-probe evaluation of trained models, and train-then-probe.
 
 The paper evaluates a contrastive model by freezing it and fitting a logistic-regression
 probe on its representation of the training split; the score is the probe's test accuracy
@@ -7,22 +7,23 @@ probe on its representation of the training split; the score is the probe's test
 * ``"encoders"``: the concatenated encoder outputs ``[h_1, h_2]`` (``[n, 2 * embed_dim]``
   for the MLP encoders), what the reference code probes;
 * ``"factorized"``: the concatenated heads in the order of the method's representations,
-  ``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL (the paper's final representation) and
-  ``[Z_1, Z_2]`` for unfactorized baselines.
+  ``[Z_S1, Z_S2, Z_U1, Z_U2]`` for FactorCL (the paper's final representation),
+  ``[Z_1, Z_2]`` for unfactorized baselines, the fused representation of fused methods.
 
 Data are in-memory mappings ``{"x1": [N, ...], "x2": [N, ...], "y": [N] int}``, the format of
-:func:`factorcl_jax.train.fit`.
+:func:`factorcl_jax.loop.fit`.
 
 Example:
-  >>> import numpy as np
+  >>> from factorcl_jax.builder import build_trainer
+  >>> from factorcl_jax.config import PRESETS
   >>> from factorcl_jax.data.synthetic import make_synthetic, train_test_split
   >>> train_split, test_split = train_test_split(make_synthetic(300, seed=0))
-  >>> as_dict = lambda d: {"x1": d.x1, "x2": d.x2, "y": d.y}
-  >>> result = train_and_probe(
-  ...     "SimCLR", as_dict(train_split), as_dict(test_split), epochs=1, batch_size=64,
-  ...     encoder_hidden=16, encoder_layers=1, embed_dim=8, critic_hidden=16, progress=False)
-  >>> sorted(result.accuracies), 0.0 <= result.accuracies["encoders"] <= 1.0
-  (['encoders', 'factorized'], True)
+  >>> config = PRESETS["quick"]
+  >>> trainer = build_trainer(config, "SimCLR", steps_per_epoch=300 // 64)
+  >>> result = fit_and_probe(
+  ...     trainer, train_split.arrays(), test_split.arrays(), config, progress=False)
+  >>> sorted(result.accuracies), 0.0 <= result.accuracies["factorized"] <= 1.0
+  (['factorized'], True)
 """
 
 from __future__ import annotations
@@ -35,16 +36,19 @@ from typing import Any
 import jax
 import numpy as np
 
-from factorcl_jax import augment, objectives, probe, train
+from factorcl_jax import loop, probe
+from factorcl_jax.config import RunConfig
+from factorcl_jax.state import TrainState
+from factorcl_jax.train import Trainer
 
 __all__ = [
     "REPRESENTATIONS",
-    "TrainAndProbeResult",
+    "FitAndProbeResult",
     "fit_and_probe",
+    "fit_fresh",
     "num_classes_of",
     "probe_accuracies",
-    "probe_accuracy",
-    "train_and_probe",
+    "raw_input_accuracy",
 ]
 
 REPRESENTATIONS: tuple[str, ...] = ("encoders", "factorized")
@@ -87,7 +91,7 @@ def num_classes_of(*datasets: Data) -> int:
 
 
 def probe_accuracies(
-    trainer: train.Trainer,
+    trainer: Trainer,
     params: Any,
     train_data: Data,
     test_data: Data,
@@ -99,13 +103,13 @@ def probe_accuracies(
 ) -> dict[str, float]:
     """Linear-probe test accuracy of each representation of a trained model.
 
-    Both splits are embedded once with :func:`train.embed_dataset` (model frozen); for each
+    Both splits are embedded once with :func:`loop.embed_dataset` (model frozen); for each
     representation a logistic-regression probe (:func:`probe.fit_linear_probe`, standardised
     features, L-BFGS) is fitted on ``train_data`` and scored on ``test_data``.
 
     Args:
       trainer: the trainer the model was trained with.
-      params: ``state.params`` of its :class:`train.TrainState`.
+      params: ``state.params`` of its :class:`~factorcl_jax.state.TrainState`.
       train_data: ``{"x1": [N, ...], "x2": [N, ...], "y": [N]}`` the probe is fitted on.
       test_data: ``{"x1": [M, ...], "x2": [M, ...], "y": [M]}`` it is scored on.
       representations: names from :data:`REPRESENTATIONS`.
@@ -121,8 +125,8 @@ def probe_accuracies(
     representations = _check_representations(representations)
     if num_classes is None:
         num_classes = num_classes_of(train_data, test_data)
-    train_features = train.embed_dataset(trainer, params, train_data, batch_size=batch_size)
-    test_features = train.embed_dataset(trainer, params, test_data, batch_size=batch_size)
+    train_features = loop.embed_dataset(trainer, params, train_data, batch_size=batch_size)
+    test_features = loop.embed_dataset(trainer, params, test_data, batch_size=batch_size)
     return {
         name: probe.linear_probe_accuracy(
             train_features[name],
@@ -136,42 +140,45 @@ def probe_accuracies(
     }
 
 
-def probe_accuracy(
-    trainer: train.Trainer,
-    params: Any,
+def raw_input_accuracy(
     train_data: Data,
     test_data: Data,
     *,
-    representation: str = "encoders",
-    **kwargs: Any,
+    keys: Sequence[str] = ("x1", "x2"),
+    num_classes: int | None = None,
+    l2: float = 1e-4,
 ) -> float:
-    """Linear-probe test accuracy of one representation (see :func:`probe_accuracies`).
+    """Linear-probe test accuracy on the raw inputs ``keys`` concatenated (each flattened to
+    ``[N, features]``): the sanity row beside the learned representations."""
+    _check_data(train_data, "train_data")
+    _check_data(test_data, "test_data")
+    if num_classes is None:
+        num_classes = num_classes_of(train_data, test_data)
 
-    Args:
-      trainer, params, train_data, test_data: as in :func:`probe_accuracies`.
-      representation: ``"encoders"`` (the reference's evaluation) or ``"factorized"``.
-      **kwargs: ``num_classes``, ``batch_size`` and ``l2`` of :func:`probe_accuracies`.
+    def features(data: Data) -> np.ndarray:
+        return np.concatenate([np.reshape(data[k], (len(data[k]), -1)) for k in keys], axis=1)
 
-    Returns:
-      Test accuracy in ``[0, 1]``.
-    """
-    return probe_accuracies(
-        trainer, params, train_data, test_data, representations=(representation,), **kwargs
-    )[representation]
+    return probe.linear_probe_accuracy(
+        features(train_data),
+        np.asarray(train_data["y"], np.int32),
+        features(test_data),
+        np.asarray(test_data["y"], np.int32),
+        num_classes=num_classes,
+        l2=l2,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainAndProbeResult:
-    """What :func:`fit_and_probe` (and :func:`train_and_probe`) measured.
+class FitAndProbeResult:
+    """What :func:`fit_and_probe` measured.
 
     Attributes:
       method: the method's name, e.g. ``"FactorCL-SUP"``.
       accuracies: ``{representation: linear-probe test accuracy in [0, 1]}``.
-      history: per-step measurements of :func:`train.fit` (loss, every term, ...).
+      history: per-step measurements of :func:`loop.fit` (loss, every term, ...).
       train_seconds: wall time of training (compilation included).
       probe_seconds: wall time of embedding both splits and fitting the probes.
-      trainer: the trainer that was built.
-      state: the trained :class:`train.TrainState`.
+      state: the trained :class:`~factorcl_jax.state.TrainState`.
     """
 
     method: str
@@ -179,8 +186,7 @@ class TrainAndProbeResult:
     history: list[dict[str, float]]
     train_seconds: float
     probe_seconds: float
-    trainer: train.Trainer
-    state: train.TrainState
+    state: TrainState
 
     @property
     def wall_seconds(self) -> float:
@@ -188,145 +194,72 @@ class TrainAndProbeResult:
         return self.train_seconds + self.probe_seconds
 
 
-def train_and_probe(
-    method: str | objectives.Method,
-    train_data: Data,
-    test_data: Data,
-    *,
-    epochs: int = 10,
-    batch_size: int = 256,
-    learning_rate: float = 1e-4,
-    lr_schedule: str = "constant",
-    encoder_hidden: int = 512,
-    encoder_layers: int = 3,
-    embed_dim: int = 128,
-    critic_hidden: int = 512,
-    normalize_heads: bool = False,
-    num_club_iter: int = 1,
-    block_size: int | None = None,
-    augmentations: tuple[train.Augmentation, train.Augmentation] | None = None,
-    representations: Sequence[str] = REPRESENTATIONS,
-    num_classes: int | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> TrainAndProbeResult:
-    """Trains ``method`` on ``train_data`` and returns linear-probe test accuracies.
+def fit_fresh(
+    trainer: Trainer, train_data: Data, config: RunConfig, *, progress: bool = True
+) -> tuple[TrainState, list[dict[str, float]]]:
+    """A fresh state of ``trainer`` trained on ``train_data`` as ``config.train`` says.
 
-    Builds :func:`train.default_trainer` (MLP encoders, Linear-ReLU-Linear heads, concat
-    critics, Adam) and runs :func:`fit_and_probe` (:func:`train.fit`, then
-    :func:`probe_accuracies`). The defaults are the paper's synthetic setting.
-
-    Args:
-      method: a name from :data:`objectives.METHODS` or a :class:`objectives.Method`.
-      train_data: ``{"x1": [N, d1], "x2": [N, d2], "y": [N]}``; ``y`` is used by SUP methods
-        and by the probe.
-      test_data: ``{"x1": [M, d1], "x2": [M, d2], "y": [M]}``, only seen by the probe.
-      epochs: passes over ``train_data``.
-      batch_size: rows per step (the last partial batch of an epoch is dropped).
-      learning_rate: Adam learning rate of the model and of the critics (the peak of the
-        schedule).
-      lr_schedule: ``"constant"`` or ``"cosine"`` (decay to 0 over the ``epochs`` of
-        training), see :func:`train.learning_rate_schedule`.
-      encoder_hidden: hidden width of the encoders and heads.
-      encoder_layers: hidden layers per encoder.
-      embed_dim: width of the encoder outputs and of every head.
-      critic_hidden: width of the critics' two hidden layers.
-      normalize_heads: L2-normalise the head outputs (:class:`models.MultimodalModel`).
-      num_club_iter: CLUB-critic updates per step.
-      block_size: rows per block of the pairwise critics (``None``: dense).
-      augmentations: ``(augment_x1, augment_x2)`` for SSL methods; ``None`` uses
-        :func:`augment.default_augmentation` on both modalities.
-      representations: which representations to probe (:data:`REPRESENTATIONS`).
-      num_classes: label classes; ``None`` infers ``max(y) + 1`` from both splits.
-      seed: seeds the initialisation, the augmentations and the batch order.
-      progress: show a progress bar while training.
+    The state is initialised from ``jax.random.key(config.train.seed)`` (jitted) on the first
+    rows, then trained by :func:`loop.fit` for ``config.train.epochs`` epochs of
+    ``config.train.batch_size`` rows (the seed also orders the batches).
 
     Returns:
-      A :class:`TrainAndProbeResult` with the accuracies, the training history, the wall
-      times, the trainer and the trained state.
+      ``(state, history)``: the trained state (ready on its device) and the per-step
+      measurements.
     """
-    _check_data(train_data, "train_data")
-    _check_data(test_data, "test_data")
-    if num_classes is None:
-        num_classes = num_classes_of(train_data, test_data)
-    trainer = train.default_trainer(
-        method,
-        num_classes=num_classes,
-        encoder_hidden=encoder_hidden,
-        encoder_layers=encoder_layers,
-        embed_dim=embed_dim,
-        critic_hidden=critic_hidden,
-        normalize_heads=normalize_heads,
-        learning_rate=train.learning_rate_schedule(
-            learning_rate, lr_schedule, epochs * (len(train_data["y"]) // batch_size)
-        ),
-        augmentations=augmentations or (augment.default_augmentation,) * 2,
-        num_club_iter=num_club_iter,
-        block_size=block_size,
-    )
-    return fit_and_probe(
+    settings = config.train
+    example = {key: value[: settings.batch_size] for key, value in train_data.items()}
+    state = trainer.jit_init(jax.random.key(settings.seed), example)
+    state, history = loop.fit(
         trainer,
+        state,
         train_data,
-        test_data,
-        epochs=epochs,
-        batch_size=batch_size,
-        representations=representations,
-        num_classes=num_classes,
-        seed=seed,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
         progress=progress,
     )
+    return jax.block_until_ready(state), history
 
 
 def fit_and_probe(
-    trainer: train.Trainer,
+    trainer: Trainer,
     train_data: Data,
     test_data: Data,
+    config: RunConfig,
     *,
-    epochs: int,
-    batch_size: int,
-    representations: Sequence[str] = REPRESENTATIONS,
+    representations: Sequence[str] | None = None,
     num_classes: int | None = None,
-    seed: int = 0,
     progress: bool = True,
-) -> TrainAndProbeResult:
+) -> FitAndProbeResult:
     """Trains a fresh state of ``trainer`` on ``train_data``, then probes it on ``test_data``.
 
-    The state is initialised from ``jax.random.key(seed)`` (jitted) on the first
-    ``batch_size`` rows, trained with :func:`train.fit` (``seed`` also orders the batches),
-    then every representation is scored by :func:`probe_accuracies`. Use it with any
-    :class:`train.Trainer` (sequence encoders, other critics or optimizers);
-    :func:`train_and_probe` builds the default one.
+    The state is trained by :func:`fit_fresh`, then every representation is scored by
+    :func:`probe_accuracies` with ``config.probe.l2``. Build the
+    trainer with :func:`factorcl_jax.builder.build_trainer` from the same config, or bring any
+    :class:`~factorcl_jax.train.Trainer` (sequence encoders, other critics or optimizers).
 
     Args:
       trainer: what to train; its ``num_classes`` must cover the labels of SUP methods.
       train_data: ``{"x1": [N, ...], "x2": [N, ...], "y": [N]}`` plus ``"mask1"``/``"mask2"``
         for sequences; trained on, and the probe is fitted on it.
       test_data: the same keys with ``M`` rows, only seen by the probe.
-      epochs, batch_size: passes over ``train_data`` and rows per step (drop-last).
-      representations: which representations to probe (:data:`REPRESENTATIONS`).
+      config: the run's epochs, batch size, seed (``train``) and probe (``probe``).
+      representations: which representations to probe (:data:`REPRESENTATIONS`); default
+        ``(config.probe.representation,)``.
       num_classes: label classes of the probe; ``None`` infers ``max(y) + 1``.
-      seed: seeds the initialisation, the augmentations and the batch order.
       progress: show a progress bar while training.
 
     Returns:
-      A :class:`TrainAndProbeResult`.
+      A :class:`FitAndProbeResult`.
     """
     _check_data(train_data, "train_data")
     _check_data(test_data, "test_data")
+    if representations is None:
+        representations = (config.probe.representation,)
     representations = _check_representations(representations)
     start = time.perf_counter()
-    example = {key: value[:batch_size] for key, value in train_data.items()}
-    state = trainer.jit_init(jax.random.key(seed), example)
-    state, history = train.fit(
-        trainer,
-        state,
-        train_data,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        progress=progress,
-    )
-    jax.block_until_ready(state)
+    state, history = fit_fresh(trainer, train_data, config, progress=progress)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     accuracies = probe_accuracies(
@@ -336,13 +269,13 @@ def fit_and_probe(
         test_data,
         representations=representations,
         num_classes=num_classes,
+        l2=config.probe.l2,
     )
-    return TrainAndProbeResult(
+    return FitAndProbeResult(
         method=trainer.method.name,
         accuracies=accuracies,
         history=history,
         train_seconds=train_seconds,
         probe_seconds=time.perf_counter() - start,
-        trainer=trainer,
         state=state,
     )

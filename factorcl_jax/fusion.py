@@ -1,4 +1,4 @@
-r"""Fused multimodal representations: the model, critic and masking bound of CoMM and InfMasking.
+r"""Fused multimodal representations: the model and critic of CoMM and InfMasking.
 
 FactorCL keeps one representation per modality (and per factor). Its successors fuse the
 modalities into *one* representation and align fused representations of different views of
@@ -17,11 +17,11 @@ the batch:
   arXiv:2509.25270) adds to CoMM's terms the alignment of the unmasked ``Z'`` with fused
   representations of the same input in which most tokens of *every* modality are masked, at
   random per sample; the expectation over infinitely many masks is replaced by a closed form
-  (:func:`infmasking`).
+  (:func:`factorcl_jax.bounds.infmasking`).
 
 Both are lists of terms of :mod:`factorcl_jax.objectives` (``objectives.METHODS["CoMM"]``,
 ``["InfMasking"]``) over named *fused views* of the batch (:class:`objectives.FusedView`);
-:class:`factorcl_jax.train.Trainer` computes the views a method declares with
+:mod:`factorcl_jax.views` computes the views a method declares with
 :func:`view_representations`. This module holds what the terms need:
 
 * :class:`FusionModel`: per-modality encoders, a linear adapter from each encoder output to
@@ -31,7 +31,7 @@ Both are lists of terms of :mod:`factorcl_jax.objectives` (``objectives.METHODS[
   Modalities are masked out by excluding their tokens from attention; a masked token is
   replaced by a learned mask token.
 * :class:`CosineCritic`: ``f(z, z') = cos(z, z') / temperature``, the critic of both papers.
-* :func:`infmasking`: InfMasking's bound.
+* :func:`factorcl_jax.bounds.infmasking`: InfMasking's bound (with the other bounds).
 
 Choices made here where the papers leave room (checked against their public code):
 
@@ -68,23 +68,19 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from factorcl_jax.layers import MLP
 from factorcl_jax.models import l2_normalize
-
-if TYPE_CHECKING:
-    from factorcl_jax.objectives import FusedView
+from factorcl_jax.objectives import FusedView
 
 __all__ = [
     "CosineCritic",
     "FusionModel",
-    "infmasking",
     "token_masks",
     "view_representations",
 ]
@@ -148,6 +144,7 @@ class FusionModel(nn.Module):
       embed_dim: output width of the projection head.
 
     Example:
+      >>> import jax
       >>> from factorcl_jax.models import MLPEncoder
       >>> model = FusionModel((MLPEncoder(16, 8, 1), MLPEncoder(16, 8, 1)), width=8, num_heads=2,
       ...                     head_hidden=16, embed_dim=4)
@@ -375,68 +372,3 @@ def view_representations(
         for name, z in zip(names, jnp.split(projected, ends[:-1]), strict=True):
             representations[name] = z
     return representations
-
-
-def infmasking(scores: Array, *, draws: int, variance_scale: float = 1.0) -> Array:
-    r"""InfMasking's bound: InfoNCE against infinitely many random masks, in closed form.
-
-    Row ``i`` scores its ``K = draws`` masked views at columns ``t n + i`` (``t < K``, the views
-    stacked draw by draw, ``n`` rows); every other column is a negative. A masked view's
-    positive score ``s`` is taken as Gaussian with the mean ``\mu_i`` and (biased) variance
-    ``\sigma_i^2`` of the ``K`` drawn ones, so ``E[e^s] = e^{\mu_i + \sigma_i^2 / 2}``, and
-    Jensen's inequality lower-bounds the InfoNCE averaged over masks:
-
-    .. math::
-        I_{InfMask} = \log(m - K + 1) + \frac{1}{n} \sum_i \Big( \mu_i
-            - \log \big( e^{\mu_i + \lambda \sigma_i^2 / 2}
-            + \sum_{j \notin P_i} e^{s_{ij}} \big) \Big)
-
-    with ``P_i`` the positive columns of row ``i`` and ``lambda = variance_scale``. With
-    ``K = 1`` and ``lambda = 0`` it is :func:`factorcl_jax.bounds.infonce`. (Wen et al. 2025,
-    "InfMasking", NeurIPS; the public code's loss equals ``-I_InfMask`` up to the constant.)
-
-    Under data parallelism the columns are the global batch with this device's ``K n`` columns
-    first (:func:`factorcl_jax.train.global_columns`), so the positives sit at the same columns.
-
-    Args:
-      scores: ``[n, m]`` scores, ``m >= K n`` and ``m > K``; the first ``K n`` columns are
-        the rows' masked views, draw-major.
-      draws: ``K >= 1``.
-      variance_scale: ``lambda >= 0``.
-
-    Returns:
-      Scalar estimate in nats, averaged over rows.
-
-    Example:
-      >>> from factorcl_jax import bounds
-      >>> scores = jax.random.normal(jax.random.key(0), (4, 4))
-      >>> bool(jnp.allclose(infmasking(scores, draws=1, variance_scale=0.0),
-      ...                   bounds.infonce(scores)))
-      True
-    """
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"`draws` must be an int >= 1, got {draws!r}")
-    if not variance_scale >= 0:
-        raise ValueError(f"`variance_scale` must be >= 0, got {variance_scale}")
-    if getattr(scores, "ndim", None) != 2 or not jnp.issubdtype(scores.dtype, jnp.floating):
-        raise ValueError(
-            f"`scores` must be a floating-point [n, m] array, got "
-            f"{getattr(scores, 'shape', type(scores).__name__)}"
-        )
-    n, m = scores.shape
-    if m < draws * n or m == draws:
-        raise ValueError(
-            f"`scores` of shape {scores.shape} must have at least draws * n = {draws * n} "
-            f"columns (the {draws} masked views of the {n} rows) and a negative"
-        )
-    rows = jnp.arange(n)
-    positive_columns = jnp.arange(draws)[None, :] * n + rows[:, None]  # [n, K]
-    positives = jnp.take_along_axis(scores, positive_columns, axis=1)
-    mean = jnp.mean(positives, axis=1)
-    variance = jnp.mean(jnp.square(positives - mean[:, None]), axis=1)
-    is_positive = jnp.zeros((n, m), bool).at[rows[:, None], positive_columns].set(True)
-    expected_positive = mean + 0.5 * variance_scale * variance
-    logits = jnp.concatenate([expected_positive[:, None], scores], axis=1)
-    where = jnp.concatenate([jnp.ones((n, 1), bool), ~is_positive], axis=1)
-    normaliser = jax.nn.logsumexp(logits, axis=1, where=where)
-    return math.log(m - draws + 1) + jnp.mean(mean - normaliser)

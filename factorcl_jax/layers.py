@@ -1,4 +1,4 @@
-"""Small building blocks shared by critics and models."""
+"""Small building blocks shared by critics and models: the MLP and the compute dtype."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax.numpy as jnp
 from jax import Array
 
 
@@ -29,3 +30,21 @@ class MLP(nn.Module):
             if index < len(self.features) - 1 or self.activate_final:
                 x = self.activation(x)
         return x
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+"""Names accepted by :func:`compute_dtype_of`."""
+
+
+def compute_dtype_of(name: str | Any) -> Any:
+    """The modules' ``dtype`` for a compute dtype name: ``None`` (the float32 inputs') for
+    ``"float32"``, ``jnp.bfloat16`` for ``"bfloat16"``.
+
+    Raises:
+      ValueError: any other name or dtype.
+    """
+    if name is not None and not isinstance(name, str):
+        name = jnp.dtype(name).name
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}, got {name!r}")
+    return None if name == "float32" else jnp.bfloat16

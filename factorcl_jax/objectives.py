@@ -28,7 +28,7 @@ they declare named :class:`FusedView` s of the batch (which augmentation draw, w
 modalities, how many tokens masked at random) and their terms read those views by name, e.g.
 ``Term("fused/infonce", "infonce", 0.5, "Z'", "Z''")``. The trainer computes the views a
 method declares (:attr:`Method.fused_views`). A term's bound may also be a function of the
-score matrix, such as :func:`factorcl_jax.fusion.infmasking` with its parameters bound.
+score matrix, such as :func:`factorcl_jax.bounds.infmasking` with its parameters bound.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from factorcl_jax import bounds, fusion
+from factorcl_jax import bounds
 
 __all__ = [
     "METHODS",
@@ -70,7 +70,7 @@ class Term(NamedTuple):
       bound: ``"infonce"`` (critic trained with the main parameters), ``"nce_club"`` (critic
         trained separately by InfoNCE, held fixed in the main step) or ``"supcon"``; or a
         function ``scores [n, m] -> value`` whose critic trains with the main parameters
-        (e.g. ``functools.partial(fusion.infmasking, draws=6)``).
+        (e.g. ``functools.partial(bounds.infmasking, draws=6)``).
       weight: multiplies the value in the objective (negative for minimised upper bounds).
       left: representation (or fused view) name of the rows.
       right: representation (or fused view) name of the columns, or :data:`TARGET`.
@@ -241,11 +241,11 @@ def infmasking_method(
 ) -> Method:
     r"""InfMasking (Wen et al., NeurIPS 2025): CoMM's terms plus ``Z'`` (``Z''``) aligned with
     ``draws`` fused views of the same augmentation whose modalities each have ``mask_ratio``
-    of their tokens masked at random per sample, by :func:`factorcl_jax.fusion.infmasking`
+    of their tokens masked at random per sample, by :func:`factorcl_jax.bounds.infmasking`
     (``lambda = variance_scale``). The defaults are its code's synthetic-data settings.
     """
     views, terms = _comm_views_and_terms(num_modalities)
-    bound = functools.partial(fusion.infmasking, draws=draws, variance_scale=variance_scale)
+    bound = functools.partial(bounds.infmasking, draws=draws, variance_scale=variance_scale)
     views["Z'_masked"] = FusedView(0, mask_ratio=mask_ratio, draws=draws)
     views["Z''_masked"] = FusedView(1, mask_ratio=mask_ratio, draws=draws)
     terms += (

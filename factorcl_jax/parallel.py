@@ -1,6 +1,6 @@
 """Data-parallel FactorCL over devices and hosts, with negatives from the global batch.
 
-The per-device step is :meth:`factorcl_jax.train.Trainer.step` with ``axis_name`` set: each
+The per-device step is :meth:`factorcl_jax.Trainer.step` with ``axis_name`` set: each
 device embeds its ``n_local`` rows of the global batch, meets the columns of every device
 (gathered by ``all_gather``, or with ``Trainer.exchange == "ring"`` passed around the devices
 by ``ppermute`` one block at a time, so per-device memory does not grow with the device
@@ -16,7 +16,7 @@ batch. This module only maps that function:
 Multi-host (one process per host, each seeing its local devices) uses JAX's multi-controller
 runtime: :func:`initialize_distributed` first, then every process runs the same program on
 the mesh of all devices (:func:`data_mesh`), feeding its own rows (:func:`process_shard`,
-:func:`shard_batch`); :func:`fit` is :func:`factorcl_jax.train.fit` on that mesh and
+:func:`shard_batch`); :func:`fit` is :func:`factorcl_jax.loop.fit` on that mesh and
 :func:`is_main_process` tells which process writes logs and files.
 
 Example (one host, every local device)::
@@ -40,7 +40,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from factorcl_jax import train
+from factorcl_jax import loop
+from factorcl_jax.loop import StepFn
+from factorcl_jax.state import TrainState
+from factorcl_jax.train import Trainer
 
 __all__ = [
     "DATA_AXIS",
@@ -85,7 +88,7 @@ def _check_divisible(global_batch: int, num_devices: int) -> None:
         )
 
 
-def replicate_state(state: train.TrainState, mesh: Mesh) -> train.TrainState:
+def replicate_state(state: TrainState, mesh: Mesh) -> TrainState:
     """``state`` replicated on every device of ``mesh`` (``NamedSharding(mesh, P())``).
 
     Every process must pass the same values (e.g. the same ``init`` key or checkpoint).
@@ -142,7 +145,7 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
 # --------------------------------------------------------------------------- the two wrappers
 
 
-def sharded_step(trainer: train.Trainer, mesh: Mesh) -> train.StepFn:
+def sharded_step(trainer: Trainer, mesh: Mesh) -> StepFn:
     """``trainer.step`` under ``jax.shard_map`` over ``mesh``, jitted with the state donated.
 
     The returned ``step(state, batch)`` takes a replicated state (:func:`replicate_state`) and a
@@ -157,9 +160,7 @@ def sharded_step(trainer: train.Trainer, mesh: Mesh) -> train.StepFn:
     return jax.jit(mapped, donate_argnums=0)
 
 
-def pmapped_step(
-    trainer: train.Trainer, devices: Sequence[jax.Device] | None = None
-) -> train.StepFn:
+def pmapped_step(trainer: Trainer, devices: Sequence[jax.Device] | None = None) -> StepFn:
     """``trainer.step`` under ``jax.pmap`` over ``devices`` (default: local devices), donated.
 
     The returned ``step(state, batch)`` takes the state with a leading device axis
@@ -274,8 +275,8 @@ def process_shard(
 
 
 def fit(
-    trainer: train.Trainer,
-    state: train.TrainState,
+    trainer: Trainer,
+    state: TrainState,
     data: Mapping[str, np.ndarray],
     *,
     mesh: Mesh,
@@ -283,18 +284,18 @@ def fit(
     batch_size: int,
     seed: int = 0,
     progress: bool = True,
-    on_step: Callable[[train.TrainState, dict[str, float], int, int], None] | None = None,
+    on_step: Callable[[TrainState, dict[str, float], int, int], None] | None = None,
     start_epoch: int = 0,
     start_batch: int = 0,
-) -> tuple[train.TrainState, list[dict[str, float]]]:
-    """:func:`factorcl_jax.train.fit` with the data-parallel step on ``mesh``.
+) -> tuple[TrainState, list[dict[str, float]]]:
+    """:func:`factorcl_jax.loop.fit` with the data-parallel step on ``mesh``.
 
     ``batch_size`` is the global batch (rows per step, over all devices and processes). Each
     process draws ``batch_size / process_count`` rows per step from its ``data`` (its
     :func:`process_shard`, the whole dataset on one process) in the order of
-    :func:`factorcl_jax.train.batches`; step ``k``'s global batch is the concatenation of every
-    process's batch ``k``. On one process the run takes exactly the steps of ``train.fit``.
-    The other arguments, the returned history and resuming are as in ``train.fit``.
+    :func:`factorcl_jax.loop.batches`; step ``k``'s global batch is the concatenation of every
+    process's batch ``k``. On one process the run takes exactly the steps of ``loop.fit``.
+    The other arguments, the returned history and resuming are as in ``loop.fit``.
     ``on_step`` runs on every process (a multi-host Orbax save needs all of them); log from
     the main process only (:func:`is_main_process`). The progress bar shows on it alone.
 
@@ -313,7 +314,7 @@ def fit(
         multihost_utils.assert_equal(
             num_rows, f"every process needs the same number of rows in `data` (here {num_rows})"
         )
-    return train.fit(
+    return loop.fit(
         trainer,
         state,
         data,

@@ -38,6 +38,8 @@ import numpy as np
 import optax
 from jax import Array
 
+from factorcl_jax.validation import check_float_matrix
+
 __all__ = [
     "LinearProbe",
     "fit_linear_probe",
@@ -68,12 +70,7 @@ class LinearProbe(NamedTuple):
 
 
 def _check_features(features: Any, name: str, num_features: int | None = None) -> Array:
-    if not hasattr(features, "shape") or not hasattr(features, "dtype"):
-        raise TypeError(f"`{name}` must be an array [N, D], got {type(features).__name__}")
-    if features.ndim != 2:
-        raise ValueError(f"`{name}` must have shape [N, D] (rank 2), got {features.shape}")
-    if not jnp.issubdtype(features.dtype, jnp.floating):
-        raise TypeError(f"`{name}` must be a floating array [N, D], got dtype {features.dtype}")
+    check_float_matrix(features, name, axes="[N, D]")
     if features.shape[0] == 0:
         raise ValueError(f"`{name}` must hold at least one row, got shape {features.shape}")
     if num_features is not None and features.shape[1] != num_features:

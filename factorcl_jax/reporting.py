@@ -9,15 +9,27 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from factorcl_jax.rundir import atomic_write_text
+from factorcl_jax.rundir import RunDirectoryError, atomic_write_text
 
 __all__ = ["format_table", "make_run_dir", "write_json"]
 
 
 def make_run_dir(out: str | pathlib.Path | None, name: str) -> pathlib.Path:
-    """Returns ``out`` (created), or a fresh ``runs/NAME-YYYYmmdd-HHMMSS[-k]`` directory."""
+    """Returns ``out`` (created), or a fresh ``runs/NAME-YYYYmmdd-HHMMSS[-k]`` directory.
+
+    Raises:
+      RunDirectoryError: ``out`` is a file, or already holds a finished run's
+        ``results.json`` (which is never overwritten).
+    """
     if out is not None:
         path = pathlib.Path(out)
+        if path.exists() and not path.is_dir():
+            raise RunDirectoryError(f"--out {path} is a file, not a directory")
+        if (path / "results.json").exists():
+            raise RunDirectoryError(
+                f"{path} already holds a finished run ({path / 'results.json'}); give a new "
+                "--out, or move that run away first"
+            )
         path.mkdir(parents=True, exist_ok=True)
         return path
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -20,13 +20,14 @@ unless resumed or moved aside, and is locked while in use), refuses up front a c
 data, parameters or pair activations cannot fit in memory, and stops cleanly on SIGTERM or
 SIGINT (:mod:`factorcl_jax.preemption`): it saves a checkpoint at the current step and raises
 :class:`~factorcl_jax.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that
-turns NaN/inf raises :class:`~factorcl_jax.train.NonFiniteLossError` naming the step and the
+turns NaN/inf raises :class:`~factorcl_jax.loop.NonFiniteLossError` naming the step and the
 terms, with the checkpoints saved before it intact.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -34,32 +35,25 @@ import os
 import pathlib
 import re
 import time
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from factorcl_jax import (
-    augment,
-    evaluation,
-    objectives,
-    parallel,
-    plotting,
-    probe,
-    reporting,
-    rundir,
-    train,
-)
+from factorcl_jax import evaluation, loop, objectives, parallel, plotting, reporting, rundir
+from factorcl_jax.builder import build_trainer
 from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.config import RunConfig, save_config, to_dict
-from factorcl_jax.data.synthetic import SyntheticData, make_synthetic, train_test_split
+from factorcl_jax.data.synthetic import make_splits
 from factorcl_jax.preemption import Interrupted, StopSignals
+from factorcl_jax.state import TrainState
+from factorcl_jax.train import Trainer
 
 __all__ = [
     "MetricsLog",
-    "build_trainer",
     "check_memory",
     "load_splits",
     "method_slug",
@@ -75,61 +69,22 @@ def method_slug(method: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
 
 
-def _as_arrays(data: SyntheticData) -> dict[str, np.ndarray]:
-    return {"x1": data.x1, "x2": data.x2, "y": data.y}
-
-
 def load_splits(config: RunConfig) -> dict[str, dict[str, np.ndarray]]:
     """The synthetic data of ``config`` as ``{"train", "validation", "test"}`` array dicts."""
-    data = make_synthetic(
-        config.data.num_samples,
-        dict(config.data.feature_dims),
-        dict(config.data.label_dims),
-        config.data.input_dim,
-        seed=config.data.seed,
-    )
-    rest, test = train_test_split(
-        data, test_fraction=config.data.test_fraction, seed=config.data.seed
-    )
-    fraction = config.data.validation_fraction / (1 - config.data.test_fraction)
-    training, validation = train_test_split(rest, test_fraction=fraction, seed=config.data.seed)
-    return {
-        "train": _as_arrays(training),
-        "validation": _as_arrays(validation),
-        "test": _as_arrays(test),
-    }
+    return make_splits(**dataclasses.asdict(config.data))
 
 
-def build_trainer(
-    config: RunConfig, method: str, num_classes: int, steps_per_epoch: int
-) -> train.Trainer:
-    """The :class:`~factorcl_jax.train.Trainer` of ``method`` under ``config``.
-
-    ``steps_per_epoch`` sets the length of a decaying learning-rate schedule
-    (``train.lr_schedule``): ``train.epochs * steps_per_epoch`` steps in all.
-    """
-    augmentation = augment.make_augmentation(
-        config.train.augmentations, scale=config.train.noise_scale, rate=config.train.mask_rate
-    )
-    return train.default_trainer(
+def method_trainer(config: RunConfig, method: str, splits: Mapping[str, Any]) -> Trainer:
+    """The trainer of ``method`` in a run of ``config`` on ``splits`` (one process's share of
+    the training rows per step sets the schedule's length)."""
+    num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
+    batch_per_process = config.train.batch_size // jax.process_count()
+    rows_per_process = len(splits["train"]["y"]) // jax.process_count()
+    return build_trainer(
+        config,
         method,
         num_classes=num_classes,
-        encoder_hidden=config.model.encoder_hidden,
-        encoder_layers=config.model.encoder_layers,
-        embed_dim=config.model.embed_dim,
-        critic_hidden=config.model.critic_hidden,
-        normalize_heads=config.model.normalize_heads,
-        learning_rate=train.learning_rate_schedule(
-            config.train.learning_rate,
-            config.train.lr_schedule,
-            config.train.epochs * steps_per_epoch,
-        ),
-        augmentations=(augmentation, augmentation),
-        num_club_iter=config.train.num_club_iter,
-        block_size=config.model.block_size,
-        column_block=config.model.column_block,
-        exchange=config.model.exchange,
-        compute_dtype=config.model.compute_dtype,
+        steps_per_epoch=rows_per_process // batch_per_process,
     )
 
 
@@ -228,6 +183,49 @@ class MetricsLog:
                 writer.close()
 
 
+@dataclasses.dataclass
+class _AfterStep:
+    """What the train job does after every step of one method: log the measurements,
+    checkpoint at epoch ends (with the validation probe accuracy) and every
+    ``checkpoint.every_steps`` steps, and on SIGTERM/SIGINT save and stop."""
+
+    method: str
+    config: RunConfig
+    log: MetricsLog
+    checkpoints: Checkpointer
+    stop: StopSignals
+    steps_per_epoch: int
+    validation_accuracy: Callable[[TrainState], float]
+    saved_step: int
+    last_time: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def __call__(self, state: TrainState, measured: dict, epoch: int, next_batch: int) -> None:
+        now = time.perf_counter()
+        measured["steps_per_s"] = 1.0 / max(now - self.last_time, 1e-9)
+        self.last_time = now
+        self.log.write(self.method, measured)
+        step, every = measured["step"], self.config.checkpoint.every_steps
+        if next_batch == self.steps_per_epoch:
+            self.save(state, epoch, next_batch, self.validation_accuracy(state))
+        elif every and step % every == 0:
+            self.save(state, epoch, next_batch, None)
+        if self.stop.requested():
+            if self.saved_step != step:
+                self.save(state, epoch, next_batch, None)
+            raise Interrupted(self.stop.signum, step, saved=True)
+
+    def save(self, state: TrainState, epoch: int, next_batch: int, metric: float | None) -> None:
+        meta = {
+            "epoch": epoch,
+            "next_batch": next_batch,
+            "seed": self.config.train.seed,
+            "method": self.method,
+            "metric": metric,
+        }
+        self.checkpoints.save(int(state.step), state, meta)
+        self.saved_step = int(state.step)
+
+
 def _train_method(
     config: RunConfig,
     method: str,
@@ -237,124 +235,135 @@ def _train_method(
     *,
     resume: bool,
     progress: bool,
-    num_classes: int,
     mesh: jax.sharding.Mesh | None,
     stop: StopSignals,
 ) -> dict[str, Any]:
-    """Trains (or resumes) one method; returns its probe accuracies and timings.
+    """Trains (or resumes) one method; returns its test probe accuracy and timings.
 
     With a ``mesh`` the step runs data-parallel over its devices (and processes), each
     process feeding its own shard of the training rows; only the main process logs.
     """
     data = splits["train"]
-    batch_size = config.train.batch_size
     shard = data if mesh is None else parallel.process_shard(data)
-    per_epoch = len(shard["y"]) // (batch_size // jax.process_count())
-    trainer = build_trainer(config, method, num_classes, per_epoch)
-    example = {key: value[:batch_size] for key, value in data.items()}
-    key = jax.random.key(config.train.seed)
-    with Checkpointer(
-        run_dir / "checkpoints" / method_slug(method),
-        keep_last=config.checkpoint.keep_last,
-        keep_best=config.checkpoint.keep_best,
-    ) as checkpoints:
-        state, start_epoch, start_batch = None, 0, 0
-        sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
-        if resume:
-            abstract = jax.eval_shape(trainer.init, key, example)
-            restored = checkpoints.restore_latest(
-                abstract, sharding=sharding, move_aside=parallel.is_main_process()
-            )
-            if restored is not None:
-                state, meta = restored
-                start_epoch, start_batch = meta["epoch"], meta["next_batch"]
-                log.truncate(method, meta["step"])
-        if state is None:
-            log.truncate(method, 0)
-            state = trainer.jit_init(key, example)
-            if mesh is not None:
-                state = parallel.replicate_state(state, mesh)
-        representation = config.train.probe_representation
-
-        def validation_accuracy(state: train.TrainState) -> float:
-            return evaluation.probe_accuracies(
-                trainer,
-                state.params,
-                data,
-                splits["validation"],
-                num_classes=num_classes,
-                representations=(representation,),
-            )[representation]
-
-        saved = {"step": int(state.step)}
-
-        def save(state: train.TrainState, epoch: int, next_batch: int, metric: float | None):
-            checkpoints.save(
-                int(state.step),
-                state,
-                {
-                    "epoch": epoch,
-                    "next_batch": next_batch,
-                    "seed": config.train.seed,
-                    "method": method,
-                    "metric": metric,
-                },
-            )
-            saved["step"] = int(state.step)
-
-        clock = {"last": time.perf_counter()}
-
-        def on_step(state: train.TrainState, measured: dict, epoch: int, next_batch: int):
-            now = time.perf_counter()
-            measured["steps_per_s"] = 1.0 / max(now - clock["last"], 1e-9)
-            clock["last"] = now
-            log.write(method, measured)
-            step = measured["step"]
-            if next_batch == per_epoch:
-                save(state, epoch, next_batch, validation_accuracy(state))
-            elif config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0:
-                save(state, epoch, next_batch, None)
-            if stop.requested():
-                if saved["step"] != step:
-                    save(state, epoch, next_batch, None)
-                raise Interrupted(stop.signum, step, saved=True)
-
+    trainer = method_trainer(config, method, splits)
+    with _checkpointer(run_dir, config, method) as checkpoints:
+        state, meta = _initial_state(trainer, config, data, checkpoints, resume=resume, mesh=mesh)
+        log.truncate(method, int(state.step))
+        after_step = _AfterStep(
+            method,
+            config,
+            log,
+            checkpoints,
+            stop,
+            steps_per_epoch=len(shard["y"]) // (config.train.batch_size // jax.process_count()),
+            validation_accuracy=functools.partial(
+                _probe_accuracy, trainer, config, data, splits["validation"]
+            ),
+            saved_step=int(state.step),
+        )
+        fit = loop.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
         start = time.perf_counter()
-        fit = train.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
         try:
             state, _ = fit(
                 trainer,
                 state,
                 shard,
                 epochs=config.train.epochs,
-                batch_size=batch_size,
+                batch_size=config.train.batch_size,
                 seed=config.train.seed,
                 progress=progress,
-                on_step=on_step,
-                start_epoch=start_epoch,
-                start_batch=start_batch,
+                on_step=after_step,
+                start_epoch=meta["epoch"],
+                start_batch=meta["next_batch"],
             )
-        except train.NonFiniteLossError as error:
-            raise train.NonFiniteLossError(
+        except loop.NonFiniteLossError as error:
+            raise loop.NonFiniteLossError(
                 f"{method}: {error}; the run stopped with its checkpoints up to step "
-                f"{saved['step']} intact (lower train.learning_rate, or try "
+                f"{after_step.saved_step} intact (lower train.learning_rate, or try "
                 "model.normalize_heads=true, in a new run)"
             ) from None
         train_seconds = time.perf_counter() - start
-    accuracy = evaluation.probe_accuracies(
-        trainer,
-        state.params,
-        data,
-        splits["test"],
-        num_classes=num_classes,
-        representations=(representation,),
-    )[representation]
     return {
-        "probe_accuracy": accuracy,
+        "probe_accuracy": _probe_accuracy(trainer, config, data, splits["test"], state),
         "train_seconds": train_seconds,
         "steps": int(state.step),
         "history": log.read(method),
     }
+
+
+def _checkpointer(run_dir: pathlib.Path, config: RunConfig, method: str) -> Checkpointer:
+    return Checkpointer(
+        run_dir / "checkpoints" / method_slug(method),
+        keep_last=config.checkpoint.keep_last,
+        keep_best=config.checkpoint.keep_best,
+    )
+
+
+def _initial_state(
+    trainer: Trainer,
+    config: RunConfig,
+    data: Mapping[str, np.ndarray],
+    checkpoints: Checkpointer,
+    *,
+    resume: bool,
+    mesh: jax.sharding.Mesh | None,
+) -> tuple[TrainState, dict[str, Any]]:
+    """The latest loadable checkpoint and its data position when resuming, else a fresh
+    state at ``{"epoch": 0, "next_batch": 0}``; replicated over ``mesh``."""
+    key = jax.random.key(config.train.seed)
+    example = {name: value[: config.train.batch_size] for name, value in data.items()}
+    if resume:
+        sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
+        restored = checkpoints.restore_latest(
+            jax.eval_shape(trainer.init, key, example),
+            sharding=sharding,
+            move_aside=parallel.is_main_process(),
+        )
+        if restored is not None:
+            return restored
+    state = trainer.jit_init(key, example)
+    if mesh is not None:
+        state = parallel.replicate_state(state, mesh)
+    return state, {"epoch": 0, "next_batch": 0}
+
+
+def restore_method(
+    run_dir: pathlib.Path, config: RunConfig, method: str, splits: Mapping[str, Any]
+) -> tuple[Trainer, tuple[TrainState, dict[str, Any]] | None, list[tuple[int, str]]]:
+    """A trained method of a run, read-only (nothing is moved or written).
+
+    Returns:
+      ``(trainer, restored, skipped)``: ``restored`` is ``(state, meta)`` of the latest
+      loadable checkpoint or ``None``; ``skipped`` lists ``(step, reason)`` of newer ones that
+      failed to load (not warned about: the caller reports them).
+    """
+    trainer = method_trainer(config, method, splits)
+    example = {name: value[: config.train.batch_size] for name, value in splits["train"].items()}
+    abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
+    directory = run_dir / "checkpoints" / method_slug(method)
+    with Checkpointer(directory, read_only=True) as checkpoints, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rundir.RunWarning)
+        restored = checkpoints.restore_latest(abstract)
+    return trainer, restored, list(checkpoints.skipped)
+
+
+def _probe_accuracy(
+    trainer: Trainer,
+    config: RunConfig,
+    train_data: Mapping[str, np.ndarray],
+    test_data: Mapping[str, np.ndarray],
+    state: TrainState,
+) -> float:
+    """Linear-probe accuracy of ``config.probe.representation`` on ``test_data``."""
+    representation = config.probe.representation
+    return evaluation.probe_accuracies(
+        trainer,
+        state.params,
+        train_data,
+        test_data,
+        representations=(representation,),
+        l2=config.probe.l2,
+    )[representation]
 
 
 def _gib(num_bytes: float) -> str:
@@ -368,7 +377,7 @@ def check_memory(config: RunConfig, devices: int = 1, *, available: int | None =
     float32 data (``num_samples x (2 input_dim + latents)``); the parameters, with Adam's two
     moments, of two ``input_dim -> encoder_hidden x encoder_layers -> embed_dim`` encoders,
     two heads and one critic; and one critic's pair activations (``rows x batch_size x
-    critic_hidden`` with ``rows`` the batch, or ``model.block_size``). On CPU everything
+    critic_hidden`` with ``rows`` the batch, or ``memory.block_size``). On CPU everything
     shares the host's memory; on an accelerator the parameters and one device's share of the
     activations must fit the device.
 
@@ -383,8 +392,9 @@ def check_memory(config: RunConfig, devices: int = 1, *, available: int | None =
     data, model, batch = config.data, config.model, config.train.batch_size
     width, embed, critic = model.encoder_hidden, model.embed_dim, model.critic_hidden
     encoder = data.input_dim * width + (model.encoder_layers - 1) * width**2 + width * embed
-    parameters = 2 * encoder + 4 * embed * width + 2 * embed * critic + critic**2
-    rows = batch if model.block_size is None else min(batch, model.block_size)
+    parameters = 2 * encoder + 4 * embed * model.head_hidden + 2 * embed * critic + critic**2
+    block_size = config.memory.block_size
+    rows = batch if block_size is None else min(batch, block_size)
     parts = {
         "data": 4 * data.num_samples * (2 * data.input_dim + sum(data.feature_dims.values())),
         "parameters and Adam state": 3 * 4 * parameters,
@@ -395,7 +405,7 @@ def check_memory(config: RunConfig, devices: int = 1, *, available: int | None =
         "parameters and Adam state": "lower model.encoder_hidden, model.critic_hidden or "
         "data.input_dim",
         "pair activations": "lower train.batch_size or model.critic_hidden, or set "
-        "model.block_size",
+        "memory.block_size",
     }
     device = jax.devices()[0]
     if available is None and device.platform != "cpu":
@@ -494,7 +504,7 @@ def train_run(
       rundir.RunDirectoryError: ``run_dir`` cannot be used as asked (one line saying why).
       MemoryError: the config cannot fit in memory (:func:`check_memory`).
       Interrupted: SIGTERM/SIGINT stopped training; a checkpoint was saved at that step.
-      train.NonFiniteLossError: the loss turned NaN/inf (naming the step and terms).
+      loop.NonFiniteLossError: the loss turned NaN/inf (naming the step and terms).
     """
     run_dir = pathlib.Path(run_dir)
     mesh = _mesh(devices, config.train.batch_size)
@@ -512,7 +522,6 @@ def train_run(
         else:
             echo = lambda *_: None
             progress = False
-        num_classes = evaluation.num_classes_of(splits["train"], splits["test"])
         log = MetricsLog(run_dir)
         per_method = {}
         try:
@@ -529,13 +538,12 @@ def train_run(
                         log,
                         resume=resume,
                         progress=progress,
-                        num_classes=num_classes,
                         mesh=mesh,
                         stop=stop,
                     )
         finally:
             log.close()
-        return _report(config, run_dir, splits, per_method, num_classes, echo)
+        return _report(config, run_dir, splits, per_method, echo)
 
 
 def _report(
@@ -543,17 +551,10 @@ def _report(
     run_dir: pathlib.Path,
     splits: Mapping[str, dict[str, np.ndarray]],
     per_method: dict[str, dict[str, Any]],
-    num_classes: int,
     echo,
 ) -> dict[str, Any]:
     """The raw-input sanity probe, the table, ``results.json`` and the figures."""
-    raw = probe.linear_probe_accuracy(
-        np.concatenate([splits["train"]["x1"], splits["train"]["x2"]], axis=1),
-        splits["train"]["y"],
-        np.concatenate([splits["test"]["x1"], splits["test"]["x2"]], axis=1),
-        splits["test"]["y"],
-        num_classes=num_classes,
-    )
+    raw = evaluation.raw_input_accuracy(splits["train"], splits["test"], l2=config.probe.l2)
     accuracies = {method: result["probe_accuracy"] for method, result in per_method.items()}
     rows = [
         {
@@ -575,7 +576,7 @@ def _report(
     results = {
         "probe_accuracy": accuracies,
         "raw_input_probe_accuracy": raw,
-        "probe_representation": config.train.probe_representation,
+        "probe_representation": config.probe.representation,
         "train_seconds": {m: r["train_seconds"] for m, r in per_method.items()},
         "steps": {m: r["steps"] for m, r in per_method.items()},
         "final_terms": {

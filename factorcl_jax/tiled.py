@@ -25,7 +25,7 @@ device ``d + k``'s columns, so after ``D`` steps every row has met every column 
 ever holds more than two blocks. The backward pass sends the columns around again, with the
 gradient of each block travelling alongside it until it is back on its owner. A device's own
 block comes first, so its row ``i``'s positive is at ``[i, i + offset]`` of that block, as with
-:func:`factorcl_jax.train.global_columns`.
+:func:`factorcl_jax.scoring.global_columns`.
 
 Bounds with a tiled form (:data:`BOUND_STATISTICS`): ``infonce``, ``nce_club``, ``supcon``,
 ``tuba``, ``nwj``, ``dv``, ``mine``, ``js_fgan``, ``js``, ``smile``. Every value and gradient
@@ -46,15 +46,21 @@ from jax import Array
 
 from factorcl_jax import bounds
 from factorcl_jax.bounds import _mine_update, _pooled_log_mean_exp, _value_with_gradient_of
+from factorcl_jax.validation import check_float_matrix
 
 __all__ = [
     "BOUND_STATISTICS",
+    "EXCHANGES",
     "STATISTICS",
     "bound_from_statistics",
     "class_statistics",
     "row_statistics",
     "tiled_bound",
 ]
+
+EXCHANGES = ("all_gather", "ring")
+"""How a data-parallel step meets the other devices' columns (``Trainer.exchange``): gather
+them all, or pass them around the devices (:func:`tiled_bound` with ``ring=True``)."""
 
 _LOG_SUM_EXP = ("logsumexp", "negative_logsumexp", "clipped_negative_logsumexp")
 _SUM = ("positive", "sum", "negative_softplus_sum", "label_sum", "label_count")
@@ -374,15 +380,14 @@ def class_statistics(
 # ------------------------------------------------------------------------- checks
 
 
+def check_pair_inputs(x: Array, y: Array) -> None:
+    """Raises unless ``x`` and ``y`` are floating-point ``[rows, features]`` arrays."""
+    check_float_matrix(x, "x", axes="[rows, features]")
+    check_float_matrix(y, "y", axes="[rows, features]")
+
+
 def _check_inputs(x: Array, y: Array, ring: bool, axis_name: str | None) -> None:
-    for name, array in (("x", x), ("y", y)):
-        if getattr(array, "ndim", None) != 2:
-            raise ValueError(
-                f"`{name}` must have shape [rows, features], got shape "
-                f"{getattr(array, 'shape', type(array).__name__)}"
-            )
-        if not jnp.issubdtype(array.dtype, jnp.floating):
-            raise TypeError(f"`{name}` must be floating-point, got dtype {array.dtype}")
+    check_pair_inputs(x, y)
     if x.shape[0] < 1:
         raise ValueError(f"`x` needs at least 1 row, got shape {x.shape}")
     if ring and axis_name is None:

@@ -24,6 +24,7 @@ import math
 import numbers
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "INT32_MAX",
     "SEED_MAX",
     "check_finite_float",
+    "check_float_matrix",
     "check_int",
     "check_nonnegative_int",
     "check_positive_float",
@@ -88,8 +90,10 @@ def check_finite_float(
     above: float | None = None,
     at_least: float | None = None,
     below: float | None = None,
+    at_most: float | None = None,
 ) -> float:
-    """``value`` as a finite float, optionally ``> above``, ``>= at_least``, ``< below``."""
+    """``value`` as a finite float, optionally ``> above``, ``>= at_least``, ``< below``,
+    ``<= at_most``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{_name(name)} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
@@ -97,6 +101,7 @@ def check_finite_float(
         ("> ", above, lambda bound: value > bound),
         (">= ", at_least, lambda bound: value >= bound),
         ("< ", below, lambda bound: value < bound),
+        ("<= ", at_most, lambda bound: value <= bound),
     ]
     wanted = " and ".join(f"{op}{bound:g}" for op, bound, _ in conditions if bound is not None)
     if not math.isfinite(value) or not all(
@@ -111,6 +116,24 @@ def check_finite_float(
 def check_positive_float(value: Any, name: str) -> float:
     """``value`` as a finite float ``> 0``."""
     return check_finite_float(value, name, above=0.0)
+
+
+def check_float_matrix(value: Any, name: str, *, axes: str = "[n, m]") -> None:
+    """Raises unless ``value`` is a floating-point array of rank 2 (``axes`` names its axes in
+    the message). Reads only shape and dtype, so it works on traced arrays under ``jit``.
+
+    Example:
+      >>> check_float_matrix(np.zeros((2, 3), np.int32), "scores")
+      Traceback (most recent call last):
+      ...
+      TypeError: `scores` must be a floating-point array, got dtype int32
+    """
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise TypeError(f"{_name(name)} must be an array {axes}, got {type(value).__name__}")
+    if value.ndim != 2:
+        raise ValueError(f"{_name(name)} must have shape {axes} (rank 2), got shape {value.shape}")
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        raise TypeError(f"{_name(name)} must be a floating-point array, got dtype {value.dtype}")
 
 
 def check_real_array(

@@ -60,6 +60,7 @@ ALL_CASES = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fn", "x", "extra"), ALL_CASES)
 def test_shape_dtype_input_unchanged_and_jit(fn, x, extra):
     x_numpy = np.asarray(x).copy()

@@ -26,6 +26,7 @@ def run_benchmark(name, out):
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "keys", "impls"),
     [
@@ -62,6 +63,7 @@ def test_benchmark_writes_its_rows(tmp_path, name, keys, impls):
     assert all(row[seconds] > 0 for row in timed)
 
 
+@pytest.mark.slow
 def test_memory_benchmark_measures_every_way_and_the_ring_equals_dense(tmp_path):
     result = subprocess.run(
         [sys.executable, "benchmarks/memory.py", "--quick", "--out", str(tmp_path)],

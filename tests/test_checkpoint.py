@@ -7,18 +7,10 @@ import chex
 import jax
 import numpy as np
 import pytest
+from helpers import tiny_trainer
 
-from factorcl_jax import augment, train
 from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.rundir import RunWarning
-
-TINY = dict(
-    encoder_hidden=16,
-    encoder_layers=1,
-    embed_dim=8,
-    critic_hidden=16,
-    augmentations=(augment.default_augmentation,) * 2,
-)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +21,7 @@ def trained():
         "x2": rng.normal(size=(32, 6)).astype(np.float32),
         "y": rng.integers(0, 2, 32).astype(np.int32),
     }
-    trainer = train.default_trainer("FactorCL-SSL", **TINY)
+    trainer = tiny_trainer("FactorCL-SSL", model={"encoder_hidden": 16, "critic_hidden": 16})
     state = trainer.init(jax.random.key(0), data)
     states = []
     for _ in range(4):
@@ -58,6 +50,7 @@ def assert_same_state(a, b):
     assert int(a.step) == int(b.step)
 
 
+@pytest.mark.slow
 def test_round_trip_is_bit_identical_and_training_continues_identically(tmp_path, trained):
     trainer, data, states, abstract = trained
     checkpoints = save_all(tmp_path, states[:2])

@@ -17,7 +17,6 @@ import pytest
 from factorcl_jax import cli as cli_module
 from factorcl_jax import config as config_lib
 from factorcl_jax import run
-from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.cli import main as cli_main
 from factorcl_jax.run import WALL_CLOCK_KEYS
 
@@ -37,6 +36,7 @@ input_dim = 12
 encoder_hidden = 16
 encoder_layers = 1
 embed_dim = 8
+head_hidden = 16
 critic_hidden = 16
 normalize_heads = true
 [train]
@@ -95,6 +95,7 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_directory(trained_run):
     results = json.loads((trained_run / "results.json").read_text())
     assert set(results["probe_accuracy"]) == {"FactorCL-SSL", "SimCLR"}
@@ -125,6 +126,7 @@ def test_train_writes_the_run_directory(trained_run):
     assert any((trained_run / "tensorboard" / "simclr").iterdir())
 
 
+@pytest.mark.slow
 def test_train_data_parallel_on_simulated_devices(tmp_path, tiny_config):
     # conftest gives every process 8 simulated CPU devices; train on 4 of them.
     out = tmp_path / "parallel"
@@ -146,12 +148,14 @@ def test_train_data_parallel_on_simulated_devices(tmp_path, tiny_config):
     assert len(read_metrics(out)) == int(400 * 0.7) // 32
 
 
+@pytest.mark.slow
 def test_probe_reads_the_checkpoint_and_matches_train(trained_run):
     result = cli("probe", trained_run, "--method", "SimCLR")
     accuracy = json.loads((trained_run / "results.json").read_text())["probe_accuracy"]["SimCLR"]
     assert f"test accuracy {accuracy:.4f}" in result.stdout
 
 
+@pytest.mark.slow
 def test_estimate_from_npz_and_csv_files(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 2))
@@ -251,6 +255,7 @@ def run_in_process(args, capsys):
     return status, capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_user_mistakes_exit_2_with_one_line(tmp_path, tiny_config, trained_run, capsys):
     for name, (args, expected) in mistakes(tmp_path, tiny_config, trained_run).items():
         status, captured = run_in_process(args, capsys)
@@ -328,15 +333,11 @@ def saving(out):
 
 def final_params(out, config_path):
     config = config_lib.load_config(config_path)
-    splits = run.load_splits(config)
-    steps_per_epoch = len(splits["train"]["y"]) // config.train.batch_size
-    trainer = run.build_trainer(config, "FactorCL-SSL", 2, steps_per_epoch)
-    example = {k: v[:32] for k, v in splits["train"].items()}
-    abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
-    state, meta = Checkpointer(out / "checkpoints" / "factorcl-ssl").restore_latest(abstract)
+    _, (state, meta), _ = run.restore_method(out, config, "FactorCL-SSL", run.load_splits(config))
     return jax.device_get(state), meta
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_bit_identical(tmp_path, tiny_config):
     reference = tmp_path / "uninterrupted"
     cli("train", "--config", tiny_config, "--out", reference, "--quiet")
@@ -363,6 +364,7 @@ def test_killed_runs_resume_bit_identical(tmp_path, tiny_config):
     assert resumed_results["probe_accuracy"] == expected_results["probe_accuracy"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config(tmp_path, tiny_config, trained_run):
     result = cli(
         "train",
@@ -375,3 +377,15 @@ def test_resume_refuses_another_config(tmp_path, tiny_config, trained_run):
         check=False,
     )
     assert result.returncode == 2 and "needs the run's own config" in result.stderr
+
+
+def test_presets_prints_every_value_of_each_named_config(capsys):
+    assert cli_main(["presets", "cpu", "paper"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert lines[0].split() == ["key", "cpu", "paper"]
+    assert rows["model.encoder_hidden"] == ["128", "512"]
+    assert rows["train.methods"] == ["FactorCL-SSL,SimCLR"] * 2
+    assert len(rows) == len(config_lib.flatten(config_lib.PRESETS["cpu"]))
+    assert cli_main(["presets", "tpu"]) == 2
+    assert "unknown preset 'tpu'" in capsys.readouterr().err

@@ -57,9 +57,9 @@ def test_overrides_parse_types_and_lists():
         [
             "train.learning_rate=3e-4",
             "train.methods=FactorCL-SUP,SupCon",
-            "model.block_size=32",
+            "memory.block_size=32",
             "train.epochs=4",
-            "model.block_size=null",
+            "memory.block_size=null",
             "model.normalize_heads=true",
             "train.lr_schedule=cosine",
         ],
@@ -67,7 +67,7 @@ def test_overrides_parse_types_and_lists():
     assert config.model.normalize_heads is True and config.train.lr_schedule == "cosine"
     assert config.train.learning_rate == 3e-4
     assert config.train.methods == ("FactorCL-SUP", "SupCon")
-    assert config.train.epochs == 4 and config.model.block_size is None
+    assert config.train.epochs == 4 and config.memory.block_size is None
     single = config_lib.apply_overrides(config, ["train.methods=SimCLR"])
     assert single.train.methods == ("SimCLR",)
 
@@ -81,14 +81,19 @@ def test_overrides_parse_types_and_lists():
         ("train.epochs=2.5", r"train\.epochs must be int"),
         ("train.epochs=0", r"train\.epochs must be an int in \[1, 2147483647\], got 0"),
         ("train.methods=CLIP", r"unknown method 'CLIP'"),
-        ("train.learning_rate=-1", r"learning_rate must be > 0"),
+        ("train.learning_rate=-1", r"train\.learning_rate must be a finite number > 0"),
         ("train.lr_schedule=linear", r"train\.lr_schedule must be one of"),
         ("model.normalize_heads=1", r"model\.normalize_heads must be bool"),
         ("epochs", r"must look like section\.key=value"),
         ("data.feature_dims=3", r"data\.feature_dims must be a table"),
-        ("model.column_block=0", r"model\.column_block must be an int in \[1, "),
-        ("model.exchange=allreduce", r"model\.exchange must be one of \('all_gather', 'ring'\)"),
-        ("model.compute_dtype=float16", r"model\.compute_dtype must be one of"),
+        ("memory.column_block=0", r"memory\.column_block must be an int in \[1, "),
+        ("memory.exchange=allreduce", r"memory\.exchange must be one of \('all_gather', 'ring'\)"),
+        ("memory.compute_dtype=float16", r"memory\.compute_dtype must be one of"),
+        ("model.encoder=lstm", r"model\.encoder must be one of \('mlp', 'transformer', 'gru'\)"),
+        ("augment.rate=1.5", r"augment\.rate must be a finite number >= 0 and <= 1"),
+        ("augment.names=bogus", r"unknown augmentation"),
+        ("probe.representation=heads", r"probe\.representation must be one of"),
+        ("model.block_size=4", r"unknown key model\.block_size"),
     ],
 )
 def test_bad_overrides_say_which_key(override, message):
@@ -112,12 +117,40 @@ def test_bad_files(tmp_path):
 
 
 def test_memory_keys_reach_the_trainer():
-    from factorcl_jax import run
+    from factorcl_jax.builder import build_trainer
 
     config = config_lib.apply_overrides(
         config_lib.PRESETS["cpu"],
-        ["model.column_block=64", "model.exchange=ring", "model.compute_dtype=bfloat16"],
+        ["memory.column_block=64", "memory.exchange=ring", "memory.compute_dtype=bfloat16"],
     )
-    trainer = run.build_trainer(config, "SimCLR", num_classes=2, steps_per_epoch=1)
+    trainer = build_trainer(config, "SimCLR", num_classes=2, steps_per_epoch=1)
     assert (trainer.column_block, trainer.exchange, trainer.tiled) == (64, "ring", True)
     assert trainer.critic.dtype == jnp.bfloat16 and trainer.model.dtype == jnp.bfloat16
+
+
+def test_replace_derives_a_validated_config_and_flatten_names_every_key():
+    cpu = config_lib.PRESETS["cpu"]
+    derived = config_lib.replace(cpu, model={"embed_dim": 16}, train={"epochs": 1})
+    assert (derived.model.embed_dim, derived.train.epochs) == (16, 1)
+    assert derived.model.encoder_hidden == cpu.model.encoder_hidden and cpu.train.epochs != 1
+    with pytest.raises(ConfigError, match="unknown config section"):
+        config_lib.replace(cpu, optimiser={"epochs": 1})
+    with pytest.raises(ConfigError, match="unknown key"):
+        config_lib.replace(cpu, model={"width": 1})
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an int in"):
+        config_lib.replace(cpu, train={"epochs": 0})
+    flat = config_lib.flatten(cpu)
+    assert flat["model.head_hidden"] == cpu.model.head_hidden and flat["probe.l2"] == 1e-4
+    assert len(flat) == sum(len(vars(getattr(cpu, section))) for section in config_lib.to_dict(cpu))
+
+
+def test_every_preset_has_one_meaning_and_builds_every_method():
+    from factorcl_jax import objectives
+    from factorcl_jax.builder import build_trainer
+
+    names = list(config_lib.PRESETS)
+    assert len(set(names)) == len(names) and {"cpu", "quick", "paper"} <= set(names)
+    for name in names:
+        for method in objectives.METHODS:
+            trainer = build_trainer(config_lib.PRESETS[name], method, steps_per_epoch=10)
+            assert trainer.method.name == method

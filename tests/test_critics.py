@@ -77,6 +77,7 @@ def test_separable_critic_is_dot_product_of_towers():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "critic",
     [critics.ConcatCritic(hidden=(8, 8)), critics.SeparableCritic(hidden=(8,))],
@@ -97,6 +98,7 @@ def test_blocked_equals_dense_values_and_gradients(critic, block_size):
     chex.assert_trees_all_close(blocked, dense, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_blocked_scoring_bounds_activation_memory():
     """The compiled blocked program needs far less temporary memory than the dense one."""
     critic = critics.ConcatCritic(hidden=(64, 64))
@@ -126,7 +128,7 @@ def test_pairwise_scores_validates_inputs():
     x, y, params = make(critic)
     with pytest.raises(ValueError, match="`x` must have shape"):
         critics.pairwise_scores(critic, params, x[0], y)
-    with pytest.raises(TypeError, match="`y` must be floating"):
+    with pytest.raises(TypeError, match="`y` must be a floating-point array"):
         critics.pairwise_scores(critic, params, x, jnp.ones((3, 4), jnp.int32))
     with pytest.raises(ValueError, match="`block_size`"):
         critics.pairwise_scores(critic, params, x, y, block_size=0)
@@ -157,6 +159,7 @@ def test_pair_sums_matches_broadcast_values_and_derivatives():
     chex.assert_trees_all_close(batched[1], broadcast(2 * u, v))
 
 
+@pytest.mark.slow
 def test_relu_pair_head_matches_straightforward_values_and_gradients():
     ku, kv, kw, kg = jax.random.split(jax.random.key(4), 4)
     u, v = jax.random.normal(ku, (6, 9)), jax.random.normal(kv, (5, 9))
@@ -196,6 +199,7 @@ def test_one_layer_relu_concat_critic_keeps_the_mlp_parameters():
     assert not np.any(np.asarray(head["bias"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "critic",
     [critics.ConcatCritic(hidden=(64, 64)), critics.SeparableCritic(hidden=(16,), embed_dim=8)],

@@ -54,6 +54,7 @@ def test_seeded_and_noisy_per_view():
     assert 0.12 < shared.std() < 0.16  # two independent noises of std 0.1: sqrt(2) * 0.1
 
 
+@pytest.mark.slow
 def test_each_view_lacks_information_the_other_holds(digits):
     def accuracy(*views):
         features = [
@@ -89,6 +90,7 @@ def test_missing_scikit_learn_is_a_clear_error(monkeypatch):
         two_view_digits.load_two_view_digits()
 
 
+@pytest.mark.slow
 def test_example_writes_results_json_and_png(tmp_path):
     example = load_example("digits")
     argv = ["--quick", "--epochs", "1", "--methods", "SupCon", "--out", str(tmp_path)]

@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from factorcl_jax import augment, critics, encoders, models, objectives, train
+from factorcl_jax import augment, critics, encoders, loop, models, objectives
+from factorcl_jax.train import Trainer
 
 ENCODERS = {
     "transformer": encoders.TransformerEncoder(output_dim=8, num_heads=2, num_layers=2),
@@ -30,6 +31,7 @@ def init_and_apply(encoder, x, mask=None):
     return params, jax.jit(encoder.apply)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ENCODERS))
 def test_extra_padding_does_not_change_the_output(name):
     x, mask = sequences()
@@ -93,6 +95,7 @@ def test_bad_inputs_name_the_argument(encoder, x, mask, match):
         encoder.init(jax.random.key(0), x, mask=mask)
 
 
+@pytest.mark.slow
 def test_sequence_encoders_train_as_factorcl_encoders():
     # FactorCL-SSL exercises every path a sequence batch takes: augmentations, conditioning on
     # augmented views and the NCE-CLUB critics (SUP only swaps the target for labels).
@@ -109,7 +112,7 @@ def test_sequence_encoders_train_as_factorcl_encoders():
         head_hidden=16,
         embed_dim=8,
     )
-    trainer = train.Trainer(
+    trainer = Trainer(
         method=method,
         model=model,
         critic=critics.ConcatCritic((16,)),
@@ -124,5 +127,5 @@ def test_sequence_encoders_train_as_factorcl_encoders():
         state, measured = trainer.jit_step(state, batch)
         losses.append(float(measured["loss"]))
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
-    embedded = train.embed_dataset(trainer, state.params, batch)
+    embedded = loop.embed_dataset(trainer, state.params, batch)
     assert embedded["factorized"].shape == (8, 8 * len(method.representations))

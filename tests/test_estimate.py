@@ -28,6 +28,7 @@ def default_result(gaussian):
     return estimate_mi(*gaussian[1])
 
 
+@pytest.mark.slow
 def test_default_call_is_held_out_and_near_the_truth(gaussian, default_result):
     task, _ = gaussian
     result = default_result
@@ -45,6 +46,7 @@ def test_default_call_is_held_out_and_near_the_truth(gaussian, default_result):
     assert f"held-out, {result.num_heldout} pairs; infonce, stopped at step" in result.summary()
 
 
+@pytest.mark.slow
 def test_in_sample_estimate_exceeds_held_out_one_when_a_large_critic_memorises():
     """256 pairs, a 512-wide critic trained far past its best held-out point: on its own
     training pairs it reports several nats (near log 32), the held-out curve falls below
@@ -66,6 +68,7 @@ def test_in_sample_estimate_exceeds_held_out_one_when_a_large_critic_memorises()
     assert 0 < result.estimate < task.true_mi + 2 * result.stderr, result.summary()
 
 
+@pytest.mark.slow
 def test_nce_club_and_club_sit_above_the_truth_and_infonce_below(gaussian, default_result):
     task, pairs = gaussian
     nce_club = estimate_mi(*pairs, bound="nce_club")
@@ -76,6 +79,7 @@ def test_nce_club_and_club_sit_above_the_truth_and_infonce_below(gaussian, defau
     assert task.true_mi - 0.1 < club.estimate < optimum + 0.3, club.summary()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bound", sorted(set(ESTIMATORS) - {"infonce", "nce_club", "club"}))
 def test_every_lower_bound_estimator_learns_and_stays_finite(gaussian, bound):
     task, pairs = gaussian
@@ -104,6 +108,7 @@ def test_estimate_is_deterministic_per_seed(gaussian):
     assert not np.array_equal(a.history, c.history)
 
 
+@pytest.mark.slow
 def test_blocked_estimate_matches_dense(gaussian):
     _, (x, y) = gaussian
     small = dict(bound="nce_club", max_steps=100, batch_size=32, hidden=(16, 16))

@@ -1,20 +1,14 @@
-"""Evaluation: probe accuracies of trained models and the train-then-probe convenience."""
+"""Evaluation: probe accuracies of trained models, train-then-probe, the raw-input probe."""
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 
 from factorcl_jax import evaluation
+from factorcl_jax.builder import build_trainer
+from factorcl_jax.config import replace
 
-TINY = dict(
-    epochs=2,
-    batch_size=64,
-    learning_rate=3e-3,
-    encoder_hidden=32,
-    encoder_layers=1,
-    embed_dim=8,
-    critic_hidden=16,
-    progress=False,
-)
+CONFIG = tiny_config(model={"critic_hidden": 16})
 
 
 def split_data(num_rows=320, seed=0):
@@ -32,44 +26,59 @@ def split_data(num_rows=320, seed=0):
 @pytest.fixture(scope="module")
 def trained():
     train_data, test_data = split_data()
-    return evaluation.train_and_probe("FactorCL-SUP", train_data, test_data, seed=0, **TINY)
+    trainer = build_trainer(CONFIG, "FactorCL-SUP")
+    result = evaluation.fit_and_probe(
+        trainer,
+        train_data,
+        test_data,
+        CONFIG,
+        representations=evaluation.REPRESENTATIONS,
+        progress=False,
+    )
+    return trainer, result
 
 
-def test_train_and_probe_reports_accuracies_history_and_times(trained):
+@pytest.mark.slow
+def test_fit_and_probe_reports_accuracies_history_and_times(trained):
+    _, trained = trained
     assert trained.method == "FactorCL-SUP"
     assert set(trained.accuracies) == set(evaluation.REPRESENTATIONS)
     # The label is linear in the inputs and the small encoders keep it: well above chance.
     assert all(0.8 < accuracy <= 1.0 for accuracy in trained.accuracies.values())
-    assert len(trained.history) == TINY["epochs"] * (240 // TINY["batch_size"])
+    assert len(trained.history) == CONFIG.train.epochs * (240 // CONFIG.train.batch_size)
     assert "term/shared/infonce" in trained.history[-1]
     assert trained.train_seconds > 0 and trained.probe_seconds > 0
     assert trained.wall_seconds == trained.train_seconds + trained.probe_seconds
     assert int(trained.state.step) == len(trained.history)
 
 
-def test_probe_accuracies_reproduces_train_and_probe(trained):
+def test_probe_accuracies_reproduces_fit_and_probe(trained):
+    trainer, trained = trained
     train_data, test_data = split_data()
     accuracies = evaluation.probe_accuracies(
-        trained.trainer, trained.state.params, train_data, test_data, representations="encoders"
+        trainer, trained.state.params, train_data, test_data, representations="encoders"
     )
     assert accuracies == {"encoders": trained.accuracies["encoders"]}
-    factorized = evaluation.probe_accuracy(
-        trained.trainer,
-        trained.state.params,
-        train_data,
-        test_data,
-        representation="factorized",
-    )
-    assert factorized == trained.accuracies["factorized"]
 
 
-def test_ssl_method_trains_with_default_augmentations():
+@pytest.mark.slow
+def test_ssl_method_trains_with_the_config_augmentations_and_probes_its_representation():
     train_data, test_data = split_data(num_rows=160)
-    result = evaluation.train_and_probe(
-        "SimCLR", train_data, test_data, representations=["factorized"], seed=1, **TINY
+    config = replace(CONFIG, train={"seed": 1}, probe={"representation": "encoders"})
+    result = evaluation.fit_and_probe(
+        build_trainer(config, "SimCLR"), train_data, test_data, config, progress=False
     )
-    assert list(result.accuracies) == ["factorized"]
-    assert 0.0 <= result.accuracies["factorized"] <= 1.0
+    assert list(result.accuracies) == ["encoders"]
+    assert 0.0 <= result.accuracies["encoders"] <= 1.0
+
+
+@pytest.mark.slow
+def test_raw_input_accuracy_reads_the_named_inputs():
+    train_data, test_data = split_data()
+    both = evaluation.raw_input_accuracy(train_data, test_data)
+    only_x2 = evaluation.raw_input_accuracy(train_data, test_data, keys=("x2",))
+    # y = shared_0 + x1_3 > 0: x1's unique coordinate is only in [x1; x2], not in x2 alone.
+    assert both > 0.95 and only_x2 < both - 0.1
 
 
 @pytest.mark.parametrize(
@@ -81,16 +90,16 @@ def test_ssl_method_trains_with_default_augmentations():
     ],
 )
 def test_bad_data_fails_with_a_clear_error(trained, change, message):
+    trainer, trained = trained
     train_data, test_data = split_data()
     with pytest.raises(ValueError, match=message):
-        evaluation.probe_accuracies(
-            trained.trainer, trained.state.params, train_data, change(test_data)
-        )
+        evaluation.probe_accuracies(trainer, trained.state.params, train_data, change(test_data))
 
 
 def test_unknown_representation_is_rejected(trained):
+    trainer, trained = trained
     train_data, test_data = split_data()
     with pytest.raises(ValueError, match="subset of"):
         evaluation.probe_accuracies(
-            trained.trainer, trained.state.params, train_data, test_data, representations=["z"]
+            trainer, trained.state.params, train_data, test_data, representations=["z"]
         )

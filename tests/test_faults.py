@@ -207,10 +207,12 @@ CASES = {
         lambda t: ["train", "--out", t / "r", "train.learning_rate=-Infinity"], "finite"
     ),
     "negative learning rate": expect(
-        lambda t: ["train", "--out", t / "r", "train.learning_rate=-1"], "must be > 0"
+        lambda t: ["train", "--out", t / "r", "train.learning_rate=-1"],
+        "train.learning_rate must be a finite number > 0",
     ),
     "zero learning rate": expect(
-        lambda t: ["train", "--out", t / "r", "train.learning_rate=0"], "must be > 0"
+        lambda t: ["train", "--out", t / "r", "train.learning_rate=0"],
+        "train.learning_rate must be a finite number > 0",
     ),
     "string learning rate": expect(
         lambda t: ["train", "--out", t / "r", "train.learning_rate=nan"], "must be float"
@@ -246,7 +248,7 @@ CASES = {
         lambda t: ["train", "--out", t / "r", 'data.feature_dims={"12": -1}'], "feature_dims"
     ),
     "zero block size": expect(
-        lambda t: ["train", "--out", t / "r", "model.block_size=0"], "model.block_size"
+        lambda t: ["train", "--out", t / "r", "memory.block_size=0"], "memory.block_size"
     ),
     "zero keep_last": expect(
         lambda t: ["train", "--out", t / "r", "checkpoint.keep_last=0"], "checkpoint.keep_last"
@@ -255,10 +257,10 @@ CASES = {
         lambda t: ["train", "--out", t / "r", "checkpoint.every_steps=-1"], "every_steps"
     ),
     "mask rate above 1": expect(
-        lambda t: ["train", "--out", t / "r", "train.mask_rate=2"], "train.mask_rate"
+        lambda t: ["train", "--out", t / "r", "augment.rate=2"], "augment.rate"
     ),
     "unknown augmentation": expect(
-        lambda t: ["train", "--out", t / "r", "train.augmentations=bogus"], "train.augmentations"
+        lambda t: ["train", "--out", t / "r", "augment.names=bogus"], "augment.names"
     ),
     "unknown schedule": expect(
         lambda t: ["train", "--out", t / "r", "train.lr_schedule=linear"], "lr_schedule"
@@ -794,6 +796,7 @@ def assert_same_final_run(resumed, reference, config):
     assert results["probe_accuracy"] == expected_results["probe_accuracy"]
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
     tmp_path, tiny_config, uninterrupted, capsys
 ):
@@ -835,6 +838,7 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_resume_bit_identical(
     assert_same_final_run(out, uninterrupted, tiny_config)
 
 
+@pytest.mark.slow
 def test_resume_moves_a_corrupt_newest_checkpoint_aside_and_ends_bit_identical(
     tmp_path, tiny_config, uninterrupted
 ):
@@ -864,6 +868,7 @@ def test_resume_moves_a_corrupt_newest_checkpoint_aside_and_ends_bit_identical(
     assert_same_final_run(out, uninterrupted, tiny_config)
 
 
+@pytest.mark.slow
 def test_probe_over_checkpoints_that_all_fail_prints_one_line(tmp_path, uninterrupted, capsys):
     run = tmp_path / "run"
     subprocess.run(["cp", "-r", str(uninterrupted), str(run)], check=True)
@@ -876,6 +881,7 @@ def test_probe_over_checkpoints_that_all_fail_prints_one_line(tmp_path, uninterr
     assert snapshot(run) == before  # probing is read-only
 
 
+@pytest.mark.slow
 def test_a_loss_that_turns_nan_is_one_line_and_the_run_stays_resumable(tmp_path, tiny_config):
     out = tmp_path / "diverged"
     args = ["--config", tiny_config, "--out", out, "--quiet"]
@@ -917,6 +923,7 @@ def square_or_wide(scores: np.ndarray) -> np.ndarray:
     return scores.T if scores.shape[0] > scores.shape[1] else scores
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     name=st.sampled_from(sorted(BOUNDS)),
@@ -1071,7 +1078,26 @@ def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
         check_memory(many, available=2**36)
     wide = config_lib.apply_overrides(config, ["train.batch_size=8192"])
     pairs = 4 * 8192 * 8192 * 512
-    with pytest.raises(MemoryError, match=r"pair activations: 128 GiB.*set model\.block_size"):
+    with pytest.raises(MemoryError, match=r"pair activations: 128 GiB.*set memory\.block_size"):
         check_memory(wide, available=pairs)
-    blocked = config_lib.apply_overrides(wide, ["model.block_size=64"])
+    blocked = config_lib.apply_overrides(wide, ["memory.block_size=64"])
     check_memory(blocked, available=pairs)
+
+
+def test_scripts_and_estimate_never_overwrite_a_finished_run(tmp_path, capsys):
+    """``--out`` holding a finished run's results.json is refused, byte for byte untouched."""
+    from factorcl_jax import reporting
+
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "results.json").write_text('{"kept": true}\n')
+    before = snapshot(done)
+    with pytest.raises(rundir.RunDirectoryError, match="already holds a finished run"):
+        reporting.make_run_dir(done, "estimate")
+    x = save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(64, 2)))
+    status, captured = run_in_process(["estimate", x, x, "--out", done], capsys)
+    assert_one_line(status, captured.err, expected="already holds a finished run")
+    assert snapshot(done) == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(rundir.RunDirectoryError, match="is a file"):
+        reporting.make_run_dir(tmp_path / "file", "estimate")

@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TINY, tiny_trainer
 from test_parallel import assert_same_step, exact_trainer, mapped_step, single_device_step
-from test_train import TINY, tiny_data
+from test_train import tiny_data
 
-from factorcl_jax import fusion, models, objectives, train
+from factorcl_jax import bounds, fusion, models, objectives, views
 from factorcl_jax.objectives import METHODS, FusedView, Method, Term, Views
 
 TEMPERATURE = 0.1
@@ -80,7 +81,7 @@ def test_cosine_critic_matches_numpy_and_has_no_parameters():
 def test_infmasking_matches_numpy(n, draws, extra, variance_scale):
     # ``extra`` columns stand for other devices' columns under data parallelism.
     scores = np.random.default_rng(2).normal(size=(n, draws * n + extra)) * 3
-    value = fusion.infmasking(
+    value = bounds.infmasking(
         jnp.asarray(scores, jnp.float32), draws=draws, variance_scale=variance_scale
     )
     np.testing.assert_allclose(value, ref_infmasking(scores, draws, variance_scale), rtol=1e-5)
@@ -89,13 +90,13 @@ def test_infmasking_matches_numpy(n, draws, extra, variance_scale):
 def test_infmasking_is_infonce_for_one_draw_without_variance_and_grows_with_variance():
     scores = jax.random.normal(jax.random.key(3), (5, 5)) * 2
     np.testing.assert_allclose(
-        fusion.infmasking(scores, draws=1, variance_scale=0.0),
+        bounds.infmasking(scores, draws=1, variance_scale=0.0),
         ref_infonce(np.asarray(scores, np.float64)),
         rtol=1e-5,
     )
     masked = jax.random.normal(jax.random.key(4), (4, 12)) * 2
     # The variance enters only the normaliser: a larger lambda lowers the bound.
-    values = [float(fusion.infmasking(masked, draws=3, variance_scale=s)) for s in (0, 1, 4)]
+    values = [float(bounds.infmasking(masked, draws=3, variance_scale=s)) for s in (0, 1, 4)]
     assert values[0] > values[1] > values[2]
 
 
@@ -110,11 +111,12 @@ def numeric_gradient(fn, x, eps=1e-5):
     return grad
 
 
+@pytest.mark.slow
 def test_infmasking_gradient_matches_finite_differences_and_is_jit_and_vmap_safe():
     scores = np.random.default_rng(5).normal(size=(3, 10))
 
     def bound(s):
-        return fusion.infmasking(s, draws=3, variance_scale=1.0)
+        return bounds.infmasking(s, draws=3, variance_scale=1.0)
 
     grad = jax.grad(bound)(jnp.asarray(scores, jnp.float32))
     numeric = numeric_gradient(lambda s: ref_infmasking(s, 3, 1.0), scores)
@@ -138,7 +140,7 @@ def test_infmasking_gradient_matches_finite_differences_and_is_jit_and_vmap_safe
 )
 def test_infmasking_errors_name_the_argument(kwargs, shape, match):
     with pytest.raises(ValueError, match=match):
-        fusion.infmasking(jnp.zeros(shape), **kwargs)
+        bounds.infmasking(jnp.zeros(shape), **kwargs)
 
 
 # ---------------------------------------------------------------- the methods' terms
@@ -187,6 +189,7 @@ def test_infmasking_terms_add_the_masked_alignment_to_comm():
     np.testing.assert_allclose(-loss, comm + sum(masked.values()), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["CoMM", "InfMasking"])
 def test_objective_gradients_match_finite_differences_of_numpy(name):
     method, n, dim = METHODS[name], 3, 2
@@ -236,6 +239,7 @@ def inputs(n=3, seed=0):
     ]
 
 
+@pytest.mark.slow
 def test_a_masked_out_modality_cannot_change_the_fused_output():
     model, x = tiny_model(), inputs()
     params = model.init(jax.random.key(0), x)
@@ -270,6 +274,7 @@ def test_random_token_masks_keep_the_same_number_of_tokens_per_modality():
     assert np.asarray(only2[1])[:, 6:].sum(-1).tolist() == [3] * 4
 
 
+@pytest.mark.slow
 def test_randomly_masked_tokens_get_no_gradient():
     model, x = tiny_model(tokens_per_modality=4), inputs()
     params = model.init(jax.random.key(0), x)
@@ -324,32 +329,36 @@ def test_fused_methods_must_read_declared_views():
 # ---------------------------------------------------------------- the trainer
 
 
+@pytest.mark.slow
 def test_the_trainer_computes_the_declared_views_and_probes_the_fused_representation():
     data = tiny_data(16)
-    trainer = train.default_trainer("InfMasking", **TINY)
+    trainer = tiny_trainer("InfMasking")
     state = trainer.init(jax.random.key(0), data)
-    views = trainer.views(state.params["model"], data, jax.random.key(1))
-    shapes = {name: z.shape for name, z in views.representations.items()}
+    batch_views = views.batch_views(trainer, state.params["model"], data, jax.random.key(1))
+    shapes = {name: z.shape for name, z in batch_views.representations.items()}
+    embed_dim = TINY.model.embed_dim
     assert shapes == {
-        name: (view.draws * 16, TINY["embed_dim"])
+        name: (view.draws * 16, embed_dim)
         for name, view in METHODS["InfMasking"].fused_views.items()
     }
-    assert views.augmented is None
+    assert batch_views.augmented is None
     # Two augmentation draws: the same samples, different inputs to the fusion.
-    assert not np.allclose(views.representations["Z'"], views.representations["Z''"])
+    fused = batch_views.representations
+    assert not np.allclose(fused["Z'"], fused["Z''"])
     embedded = trainer.embed(state.params, data)
-    assert embedded["factorized"].shape == (16, TINY["embed_dim"])  # the fused width
-    assert embedded["encoders"].shape == (16, 2 * TINY["embed_dim"])
+    assert embedded["factorized"].shape == (16, embed_dim)  # the fused width
+    assert embedded["encoders"].shape == (16, 2 * embed_dim)
 
 
 def test_a_fused_method_needs_a_fusion_model_and_augmentations():
-    plain = train.default_trainer("SimCLR", **TINY)
+    plain = tiny_trainer("SimCLR")
     with pytest.raises(ValueError, match=r"must be a fusion\.FusionModel"):
         dataclasses.replace(plain, method=METHODS["CoMM"], model=models.MultimodalModel((), {}))
     with pytest.raises(ValueError, match="needs `augmentations`"):
-        train.default_trainer("CoMM", **{**TINY, "augmentations": None})
+        dataclasses.replace(tiny_trainer("CoMM"), augmentations=None)
 
 
+@pytest.mark.slow
 def test_a_fused_step_on_several_devices_equals_the_single_device_step():
     # Augmentations and random token masks are drawn for the global batch on every device.
     actual = mapped_step(exact_trainer("InfMasking"), "shard_map", 4)

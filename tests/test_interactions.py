@@ -74,6 +74,7 @@ def test_interaction_label_errors():
         interaction_labels(no_second, "synergistic")
 
 
+@pytest.mark.slow
 def test_example_writes_results_json_and_a_grouped_bar_png(tmp_path):
     example = load_example("interactions")
     payload = example.main(["--quick", "--methods", "CoMM,FactorCL-SUP", "--out", str(tmp_path)])

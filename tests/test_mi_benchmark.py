@@ -19,6 +19,7 @@ def run_staircase(tasks, names, hidden, seeds=1, **settings):
     return np.asarray(jax.jit(jax.vmap(program))(jax.random.split(jax.random.key(0), seeds)))
 
 
+@pytest.mark.slow
 def test_staircase_history_follows_the_level_schedule():
     """history[s, l, t] is the estimate on tasks[l]'s batch of step t, before the update."""
     tasks = mi_tasks.staircase(2, levels=(0.5, 4.0))
@@ -74,6 +75,7 @@ def short_staircase():
     return tasks, {"infonce": history[:, 0], "nce_club": history[:, 1]}
 
 
+@pytest.mark.slow
 def test_short_staircase_nce_club_is_between_truth_and_optimal_critic(short_staircase):
     tasks, histories = short_staircase
     true_mi, optimal = mi_benchmark.optimal_values(tasks)
@@ -94,6 +96,7 @@ def test_short_staircase_infonce_stays_below_truth_and_log_batch(short_staircase
     assert estimate_[0] > 0.5, "the critic should learn most of the first nat"
 
 
+@pytest.mark.slow
 def test_shared_program_equals_separate_programs():
     """infonce and nce_club share one critic; nwj trains its own beside it (vmapped): each
     estimator's history equals its own single-estimator program."""

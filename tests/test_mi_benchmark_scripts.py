@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,7 @@ def run_script(name, out, *args):
     return json.loads((out / "results.json").read_text()), result.stdout
 
 
+@pytest.mark.slow
 def test_mi_estimation_writes_accuracy_and_staircase_rows(tmp_path):
     results, stdout = run_script(
         "mi_estimation",
@@ -45,6 +48,7 @@ def test_mi_estimation_writes_accuracy_and_staircase_rows(tmp_path):
     assert "held-out estimates (nats)" in stdout
 
 
+@pytest.mark.slow
 def test_mi_speed_reports_every_program_against_the_roofline(tmp_path):
     results, stdout = run_script("mi_speed", tmp_path, "--quick", "--steps", 3, "--repeats", 1)
     assert results["matmul_peak_gflops"] > 0 and results["copy_bandwidth_gbs"] > 0

@@ -150,6 +150,7 @@ def test_dense_normal_correlates_every_coordinate():
 # ---------------------------------------------------------------- pointwise MI (all tasks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_pointwise_mi_monte_carlo_matches_true_mi_and_sampling_is_deterministic(name):
     """``E_p[log p(x, y) / (p(x) p(y))] = I`` with the exact densities; same key, same arrays."""
@@ -171,6 +172,7 @@ def test_pointwise_mi_monte_carlo_matches_true_mi_and_sampling_is_deterministic(
     assert hash(task) == hash(make_task(name))
 
 
+@pytest.mark.slow
 def test_pointwise_mi_matches_scipy_densities():
     stats = pytest.importorskip("scipy.stats")
     gaussian = dense_normal(3, 2, 1.0, within_correlation=0.4)

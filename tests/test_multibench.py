@@ -33,9 +33,9 @@ def test_affect_shapes_masks_and_dropped_samples(mosi):
     path, raw = mosi
     data = multibench.load_affect(path, "mosi", modalities=("vision", "text"), max_length=5)
     assert data.modalities == ("vision", "text") and data.input_dims == (5, 7)
-    assert data.dropped == {"train": 1, "valid": 1, "test": 1}  # all-zero text
+    assert data.dropped == {"train": 1, "validation": 1, "test": 1}  # all-zero text
     for name, size in SIZES.items():
-        split = getattr(data, name)
+        split = getattr(data, "validation" if name == "valid" else name)
         assert set(split) == {"x1", "x2", "mask1", "mask2", "y"}
         assert all(type(array) is np.ndarray for array in split.values())  # host memory only
         assert split["x1"].shape == (size - 1, 5, 5) and split["x2"].shape == (size - 1, 5, 7)
@@ -116,7 +116,7 @@ def test_mimic_split_layout(tmp_path, suffix):
     assert data.modalities == ("static", "timeseries") and data.num_classes == 2
     assert data.input_dims == (5, 4)
     for name, size in SIZES.items():
-        split = getattr(data, name)
+        split = getattr(data, "validation" if name == "valid" else name)
         assert set(split) == {"x1", "x2", "mask2", "y"}
         assert split["x1"].shape == (size, 5) and split["x2"].shape == (size, 6, 4)
         assert split["mask2"].all() and split["y"].dtype == np.int32
@@ -131,12 +131,13 @@ def test_mimic_split_layout(tmp_path, suffix):
 def test_mimic_multibench_im_pk_is_split_like_multibench(tmp_path, name):
     path, raw = write_multibench_mimic(tmp_path / name, num_samples=50)
     icd9 = multibench.load_mimic(path, mimic_task=7, trust_pickle=True)
-    sizes = {name: len(getattr(icd9, name)["y"]) for name in ("train", "valid", "test")}
-    assert sizes == {"train": 40, "valid": 5, "test": 5} and icd9.num_classes == 2
+    sizes = {name: len(getattr(icd9, name)["y"]) for name in ("train", "validation", "test")}
+    assert sizes == {"train": 40, "validation": 5, "test": 5} and icd9.num_classes == 2
     assert icd9.train["x2"].shape == (40, 24, 12)
     mortality = multibench.load_mimic(path, mimic_task=-1, trust_pickle=True)
     assert mortality.num_classes == 6
-    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in ("train", "valid", "test")])
+    splits = ("train", "validation", "test")
+    all_labels = np.concatenate([getattr(mortality, s)["y"] for s in splits])
     np.testing.assert_array_equal(np.sort(all_labels), np.sort(raw["adm_labels_all"].argmax(1)))
 
 
@@ -213,7 +214,7 @@ def test_corrupt_mimic_files_name_file_and_field(tmp_path):
     with pytest.raises(multibench.DataFormatError, match=r"mimic.pkl: field 'valid/static'"):
         multibench.load_mimic(path, trust_pickle=True)
     loaded = multibench.load_mimic(path, nonfinite="zero", trust_pickle=True)
-    assert np.isfinite(loaded.valid["x1"]).all()
+    assert np.isfinite(loaded.validation["x1"]).all()
     data["valid"]["static"][0, 0] = 0.0
     data["train"]["labels"] = data["train"]["labels"][:5]
     write_pickle(path, data)
@@ -266,6 +267,7 @@ def test_missing_file(tmp_path):
         multibench.load_affect(tmp_path / "nothing.pkl", "mosi")
 
 
+@pytest.mark.slow
 def test_table_runner_quick_end_to_end(mosi, tmp_path, capsys):
     # One row keeps the test short (each row compiles its own step); every row runs the same
     # code, and FactorCL-SUP uses labels, conditioning and the NCE-CLUB critics. (The SSL path
@@ -283,6 +285,7 @@ def test_table_runner_quick_end_to_end(mosi, tmp_path, capsys):
     assert "MOSI (ours)" in out and "MOSI (paper)" in out
 
 
+@pytest.mark.slow
 def test_table_runner_on_mimic(tmp_path):
     path, _ = write_mimic(tmp_path / "mimic.npz")
     runner = load_example("multibench")
@@ -358,7 +361,7 @@ def test_convert_pickle_writes_an_npz_the_loaders_read_identically(tmp_path):
         assert archive["train/id"].dtype.kind == "U"
     converted = multibench.load_affect(target, "mosi")
     original = multibench.load_affect(source, "mosi", trust_pickle=True)
-    for split in ("train", "valid", "test"):
+    for split in ("train", "validation", "test"):
         for key, array in getattr(original, split).items():
             np.testing.assert_array_equal(getattr(converted, split)[key], array)
     before = target.read_bytes()
@@ -390,6 +393,7 @@ def test_empty_feature_axis_is_refused(tmp_path):
         multibench.load_mimic(path)
 
 
+@pytest.mark.slow
 def test_table_runner_trains_the_fused_successors(mosi, tmp_path, capsys):
     # The sequence encoders sit under the fusion model (InfMasking differs in its terms only).
     runner = load_example("multibench")
@@ -402,7 +406,7 @@ def test_table_runner_trains_the_fused_successors(mosi, tmp_path, capsys):
     assert runner.paper_accuracy("InfMasking", "mosi") == 69.0
     assert runner.paper_accuracy("CoMM", "mosei") is None  # not reported: a "-" in the table
     affect = multibench.load_affect(mosi[0], "mosi")
-    encoders = runner.make_encoders(affect, runner.QUICK)
+    encoders = runner.make_encoders(affect, runner.QUICK, quick=True)
     trainer = runner.make_trainer("InfMasking", encoders, affect, runner.QUICK)
     assert isinstance(trainer.model, fusion.FusionModel)
     assert trainer.joint_augmentation is augment.aligned_time_mask

@@ -21,7 +21,7 @@ import pytest
 from test_parallel import FAST_COMPILE, KEY, exact_trainer
 from test_train import tiny_data
 
-from factorcl_jax import parallel, train
+from factorcl_jax import loop, parallel
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(method="FactorCL-SSL", num_rows=64, epochs=2, batch_size=32, seed=5)
@@ -143,7 +143,7 @@ def single_process_run(data):
     step, losses = None, []
     for epoch in range(RUN["epochs"]):
         local_batches = [
-            train.batches(shard, RUN["batch_size"] // 2, seed=RUN["seed"], epoch=epoch)
+            loop.batches(shard, RUN["batch_size"] // 2, seed=RUN["seed"], epoch=epoch)
             for shard in shards
         ]
         for parts in zip(*local_batches, strict=True):
@@ -159,6 +159,7 @@ def single_process_run(data):
     return jax.device_get((state.params, state.club_params)), losses
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
     out = tmp_path / "params.npz"
     result = launch(tmp_path, {"out": str(out)}, timeout=300)
@@ -175,6 +176,7 @@ def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
         np.testing.assert_allclose(saved[f"arr_{index}"], leaf, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("exit_code", "failure"),
     [(3, "process 1 exited with 3"), (0, "timed out after 5 s")],

@@ -14,10 +14,11 @@ import jax
 import numpy as np
 import optax
 import pytest
+from helpers import tiny_trainer
 from jax.sharding import PartitionSpec as P
-from test_train import TINY, tiny_data
+from test_train import tiny_data
 
-from factorcl_jax import augment, parallel, train
+from factorcl_jax import augment, loop, parallel, views
 
 METHODS = ("SimCLR", "FactorCL-SUP", "FactorCL-SSL")
 WRAPPERS = ("shard_map", "pmap")
@@ -34,7 +35,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 
 def exact_trainer(method, block_size=None, **memory):
-    trainer = train.default_trainer(method, **TINY)
+    trainer = tiny_trainer(method)
     return dataclasses.replace(
         trainer,
         optimizer=optax.sgd(0.1),
@@ -90,6 +91,7 @@ def assert_same_step(actual, expected):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", WRAPPERS)
 @pytest.mark.parametrize("method", METHODS)
 def test_one_step_on_several_devices_equals_the_single_device_step(method, wrapper):
@@ -99,6 +101,7 @@ def test_one_step_on_several_devices_equals_the_single_device_step(method, wrapp
         assert_same_step(actual, single_device_step(method))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_blocked_scoring_under_the_mapping_equals_the_dense_single_device_step(wrapper):
     # 8 (shard_map) or 16 (pmap) local rows in blocks of 3: the last block is zero-padded.
@@ -107,6 +110,7 @@ def test_blocked_scoring_under_the_mapping_equals_the_dense_single_device_step(w
     assert_same_step(actual, single_device_step("FactorCL-SSL"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_ring_exchange_equals_the_single_device_step(wrapper):
     # Columns travel around the devices in tiles of 3 x 5 (8 local rows on 4 devices: neither
@@ -117,6 +121,7 @@ def test_ring_exchange_equals_the_single_device_step(wrapper):
         assert_same_step(actual, single_device_step("FactorCL-SSL"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "SupCon"])
 def test_ring_exchange_carries_the_labels_of_every_device(method):
     # SUP's label terms count the global batch's classes; SupCon's positives travel the ring.
@@ -151,11 +156,12 @@ def test_supcon_sees_the_labels_of_the_global_batch():
     assert_same_step(actual, single_device_step("SupCon"))
 
 
+@pytest.mark.slow
 def test_fit_on_a_mesh_takes_the_steps_of_train_fit():
     data = tiny_data(64)
     trainer = exact_trainer("SimCLR")
     options = dict(epochs=1, batch_size=16, seed=3, progress=False)
-    expected_state, expected_history = train.fit(trainer, trainer.init(KEY, data), data, **options)
+    expected_state, expected_history = loop.fit(trainer, trainer.init(KEY, data), data, **options)
     mesh = parallel.data_mesh(jax.devices()[:4])
     state = parallel.replicate_state(trainer.init(KEY, data), mesh)
     seen = []
@@ -206,12 +212,14 @@ def test_joint_augmentation_draws_the_global_batch_on_every_device():
         "x2": rng.normal(size=(32, 6, 2)).astype(np.float32) + 5.0,
         "mask1": np.arange(6)[None, :] < rng.integers(3, 7, size=(32, 1)),
     }
-    expected = jax.device_get(trainer.augment(batch, KEY))
+    expected = jax.device_get(views.augment_batch(trainer, batch, KEY))
     dropped = [(x == 0).all(axis=-1) for x in expected]
     np.testing.assert_array_equal(dropped[0], dropped[1])
     assert dropped[0].any() and not dropped[0][~batch["mask1"]].any()  # padding left alone
     mesh = parallel.data_mesh(jax.devices()[:4])
-    per_device = functools.partial(trainer.augment, key=KEY, axis_name=parallel.DATA_AXIS)
+    per_device = functools.partial(
+        views.augment_batch, trainer, key=KEY, axis_name=parallel.DATA_AXIS
+    )
     sharded = jax.jit(
         jax.shard_map(
             per_device, mesh=mesh, in_specs=P(parallel.DATA_AXIS), out_specs=P(parallel.DATA_AXIS)

@@ -50,6 +50,7 @@ def _sklearn_probe(train_x, train_y):
     return model, lambda x: (x - mean) / std
 
 
+@pytest.mark.slow
 def test_matches_sklearn_logistic_regression(problem, fitted):
     train_x, train_y, test_x, test_y = problem
     model, standardise = _sklearn_probe(train_x, train_y)

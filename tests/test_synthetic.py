@@ -1,7 +1,6 @@
 """Tests of the paper's synthetic data generator in ``factorcl_jax.data.synthetic``, and of
 ``examples/synthetic.py`` (its results.json and plot)."""
 
-import dataclasses
 import json
 import time
 
@@ -10,6 +9,7 @@ import pytest
 from example_scripts import load_example
 from sklearn.linear_model import LogisticRegression
 
+from factorcl_jax.config import PRESETS, replace
 from factorcl_jax.data import synthetic
 
 
@@ -169,16 +169,14 @@ def test_bad_split_raises(reference):
         synthetic.train_test_split(reference.x1)
 
 
+@pytest.mark.slow
 def test_example_writes_results_json_and_sweep_png(tmp_path, monkeypatch):
     example = load_example("synthetic")
-    tiny = dataclasses.replace(
-        example.PRESETS["quick"],
-        num_samples=600,
-        epochs=1,
-        encoder_hidden=16,
-        embed_dim=8,
-        critic_hidden=16,
-        sweep_shared_dims=(16, 0),
+    tiny = replace(
+        PRESETS["quick"],
+        data={"num_samples": 600},
+        model={"encoder_hidden": 16, "head_hidden": 16, "embed_dim": 8, "critic_hidden": 16},
+        train={"epochs": 1},
     )
     monkeypatch.setitem(example.PRESETS, "quick", tiny)
     example.main(["--quick", "--methods", "FactorCL-SSL", "SimCLR", "--out", str(tmp_path)])
@@ -188,5 +186,6 @@ def test_example_writes_results_json_and_sweep_png(tmp_path, monkeypatch):
     assert results["reference_setting"][example.RAW] > 0.9  # linear latents: a linear probe
     assert [point["unique_share"] for point in results["sweep"]] == [0.0, 1.0]
     assert results["sweep"][1]["label_dims"] == {"12": 0, "1": 8, "2": 8}
-    assert results["settings"]["normalize_heads"] is True
+    assert results["config"]["model"]["normalize_heads"] is True
+    assert results["config"]["data"]["num_samples"] == 600
     assert (tmp_path / "sweep.png").stat().st_size > 0

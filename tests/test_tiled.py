@@ -50,6 +50,7 @@ def tiled_value(name, critic, params, x, y, **kwargs):
 OPTIONS = {"tuba": {"log_baseline": 0.5}, "smile": {"clip": 1.0}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("critic_name", list(CRITICS))
 @pytest.mark.parametrize("name", list(tiled.BOUND_STATISTICS))
 def test_tiled_bound_equals_the_dense_bound_and_its_gradients(name, critic_name):
@@ -233,6 +234,7 @@ def dense_reference(name, critic_name, num_devices):
     return jax.value_and_grad(dense, argnums=(0, 1, 2))(params, x[:rows], y[:rows])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RING_BOUNDS)
 @pytest.mark.parametrize(
     "wrapper, num_devices", [("shard_map", 1), ("shard_map", 2), ("shard_map", 4),

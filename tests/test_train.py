@@ -8,17 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import tiny_config, tiny_trainer
 
-from factorcl_jax import augment, models, objectives, train
-
-TINY = dict(
-    encoder_hidden=32,
-    encoder_layers=1,
-    embed_dim=8,
-    critic_hidden=32,
-    learning_rate=3e-3,
-    augmentations=(augment.default_augmentation,) * 2,
-)
+from factorcl_jax import loop, models, objectives, schedules, scoring, views
+from factorcl_jax.config import ConfigError
+from factorcl_jax.layers import compute_dtype_of
 
 
 def tiny_data(num_rows=64, seed=0):
@@ -30,10 +24,11 @@ def tiny_data(num_rows=64, seed=0):
     return {"x1": x1.astype(np.float32), "x2": x2.astype(np.float32), "y": y}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(objectives.METHODS))
 def test_every_method_trains_under_jit_and_its_loss_falls(method):
     data = tiny_data()
-    trainer = train.default_trainer(method, **TINY)
+    trainer = tiny_trainer(method)
     state = trainer.init(jax.random.key(0), data)
     losses = []
     for _ in range(25):  # the same full batch every step: the loss must go down
@@ -47,10 +42,11 @@ def test_every_method_trains_under_jit_and_its_loss_falls(method):
     assert int(state.step) == 25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
 def test_normalized_heads_give_unit_rows_and_train(method):
     data = tiny_data()
-    trainer = train.default_trainer(method, **TINY, normalize_heads=True)
+    trainer = tiny_trainer(method, model={"normalize_heads": True})
     state = trainer.init(jax.random.key(0), data)
     losses = []
     for _ in range(25):
@@ -61,7 +57,7 @@ def test_normalized_heads_give_unit_rows_and_train(method):
     assert set(representations) == {"S1", "S2", "U1", "U2"}
     for z in representations.values():
         np.testing.assert_allclose(np.linalg.norm(np.asarray(z), axis=-1), 1.0, rtol=1e-5)
-    unnormalized = train.default_trainer(method, **TINY)
+    unnormalized = tiny_trainer(method)
     _, raw = unnormalized.model.apply(state.params["model"], [data["x1"], data["x2"]])
     np.testing.assert_allclose(
         representations["S1"],
@@ -77,8 +73,8 @@ def test_l2_normalize_has_a_finite_gradient_at_zero():
 
 
 def test_learning_rate_schedules():
-    assert train.learning_rate_schedule(1e-3) == 1e-3
-    cosine = train.learning_rate_schedule(1e-3, "cosine", total_steps=100)
+    assert schedules.learning_rate_schedule(1e-3) == 1e-3
+    cosine = schedules.learning_rate_schedule(1e-3, "cosine", total_steps=100)
     np.testing.assert_allclose(
         [cosine(0), cosine(50), cosine(100), cosine(150)], [1e-3, 5e-4, 0, 0]
     )
@@ -86,11 +82,11 @@ def test_learning_rate_schedules():
         ((0.0,), "`learning_rate` must be a finite number > 0, got 0.0"),
         ((float("inf"),), "`learning_rate` must be a finite number > 0, got inf"),
         ((float("nan"),), "`learning_rate` must be a finite number > 0, got nan"),
-        ((1e-3, "linear"), "schedule must be one of"),
-        ((1e-3, "cosine"), "total_steps >= 1"),
+        ((1e-3, "linear"), "`schedule` must be one of"),
+        ((1e-3, "cosine"), "`total_steps` >= 1"),
     ]:
         with pytest.raises(ValueError, match=message):
-            train.learning_rate_schedule(*args)
+            schedules.learning_rate_schedule(*args)
 
 
 def changed(before, after):
@@ -98,14 +94,17 @@ def changed(before, after):
     return any(not np.array_equal(b, a) for b, a in leaves)
 
 
+@pytest.mark.slow
 def test_club_critics_follow_the_schedule_once_per_main_step():
     # total_steps=2: main steps 1 and 2 run at rates s(0) > s(1) > 0, step 3 at s(2) = 0. The
     # CLUB critics take two updates per main step and must see the same rates, so they still
     # move in step 2 (stepping the schedule per CLUB update would reach s(2) = 0 there).
     data = tiny_data()
-    schedule = train.learning_rate_schedule(1e-2, "cosine", total_steps=2)
-    config = {**TINY, "learning_rate": schedule, "num_club_iter": 2, "augmentations": None}
-    trainer = train.default_trainer("FactorCL-SUP", **config)
+    trainer = tiny_trainer(
+        "FactorCL-SUP",
+        steps_per_epoch=1,  # 2 epochs of one step each
+        train={"learning_rate": 1e-2, "lr_schedule": "cosine", "num_club_iter": 2},
+    )
     state = trainer.init(jax.random.key(0), data)
     moved = []
     for _ in range(3):
@@ -116,16 +115,17 @@ def test_club_critics_follow_the_schedule_once_per_main_step():
     assert moved == [[True, True], [True, True], [False, False]]
 
 
+@pytest.mark.slow
 def test_main_step_leaves_club_critics_to_their_own_update():
     data = tiny_data()
-    trainer = train.default_trainer("FactorCL-SUP", **{**TINY, "augmentations": None})
+    trainer = tiny_trainer("FactorCL-SUP")
     state = trainer.init(jax.random.key(1), data)
     grads = jax.grad(lambda c: trainer.loss(state.params, c, data, jax.random.key(2))[0])(
         state.club_params
     )
     assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads))
     before = jax.tree.map(np.array, state.club_params)
-    frozen = train.Trainer(**{**trainer.__dict__, "num_club_iter": 0})
+    frozen = dataclasses.replace(trainer, num_club_iter=0)
     after_frozen, _ = frozen.jit_step(jax.tree.map(jnp.array, state), data)
     chex.assert_trees_all_equal(jax.tree.map(np.asarray, after_frozen.club_params), before)
     after, measured = trainer.jit_step(jax.tree.map(jnp.array, state), data)
@@ -134,17 +134,18 @@ def test_main_step_leaves_club_critics_to_their_own_update():
     assert all(jax.tree.leaves(changed))
 
 
+@pytest.mark.slow
 def test_label_scores_equal_scoring_every_one_hot_column():
     data = tiny_data(num_rows=16)
-    trainer = train.default_trainer("FactorCL-SUP", **{**TINY, "num_classes": 3})
+    trainer = tiny_trainer("FactorCL-SUP", num_classes=3)
     state = trainer.init(jax.random.key(4), data)
     critic_params = state.params["critics"]["unique1/infonce_target"]
     rows = jax.random.normal(jax.random.key(5), (16, 8))
     labels = jnp.asarray([0, 2, 1, 1] * 4)
 
     def both(critic_params, rows):
-        gathered = trainer.label_scores(critic_params, rows, labels)
-        explicit = trainer.scores(critic_params, rows, jax.nn.one_hot(labels, 3))
+        gathered = scoring.label_scores(trainer, critic_params, rows, labels)
+        explicit = scoring.pair_scores(trainer, critic_params, rows, jax.nn.one_hot(labels, 3))
         return gathered, explicit
 
     gathered, explicit = both(critic_params, rows)
@@ -159,22 +160,22 @@ def test_label_scores_equal_scoring_every_one_hot_column():
     chex.assert_trees_all_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_num_club_iter_steps_the_club_critics_that_many_times():
     data = tiny_data()
     counts = {}
     for iters in (1, 3):
-        trainer = train.default_trainer(
-            "FactorCL-SUP", **{**TINY, "augmentations": None, "num_club_iter": iters}
-        )
+        trainer = tiny_trainer("FactorCL-SUP", train={"num_club_iter": iters})
         state = trainer.init(jax.random.key(0), data)
         state, _ = trainer.jit_step(state, data)
         counts[iters] = int(state.club_opt_state[0].count)
     assert counts == {1: 1, 3: 3}
 
 
+@pytest.mark.slow
 def test_step_is_deterministic_and_donates_its_state():
     data = tiny_data()
-    trainer = train.default_trainer("FactorCL-SSL", **TINY)
+    trainer = tiny_trainer("FactorCL-SSL")
     first = trainer.init(jax.random.key(0), data)
     second = trainer.init(jax.random.key(0), data)
     a, ma = trainer.jit_step(first, data)
@@ -186,8 +187,8 @@ def test_step_is_deterministic_and_donates_its_state():
 
 def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
     data = tiny_data(96)
-    trainer = train.default_trainer("SimCLR", **TINY)
-    state, history = train.fit(
+    trainer = tiny_trainer("SimCLR")
+    state, history = loop.fit(
         trainer,
         trainer.init(jax.random.key(0), data),
         data,
@@ -198,7 +199,7 @@ def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
     )
     assert [h["step"] for h in history] == list(range(1, 7))
     # Stop after epoch 0, batch 1 and resume from that position.
-    partial, _ = train.fit(
+    partial, _ = loop.fit(
         trainer,
         trainer.init(jax.random.key(0), data),
         data,
@@ -208,7 +209,7 @@ def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
         progress=False,
     )
     partial_state = partial
-    resumed, rest = train.fit(
+    resumed, rest = loop.fit(
         trainer, partial_state, data, epochs=2, batch_size=32, seed=3, progress=False, start_epoch=1
     )
     chex.assert_trees_all_equal(resumed.params, state.params)
@@ -217,22 +218,23 @@ def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
 
 def test_batches_are_a_permutation_and_drop_the_last_partial_batch():
     data = {"x1": np.arange(10), "x2": np.arange(10)}
-    seen = np.concatenate([b["x1"] for b in train.batches(data, 3, seed=0, epoch=0)])
+    seen = np.concatenate([b["x1"] for b in loop.batches(data, 3, seed=0, epoch=0)])
     assert len(seen) == 9 and len(set(seen.tolist())) == 9
-    again = np.concatenate([b["x1"] for b in train.batches(data, 3, seed=0, epoch=0)])
-    other = np.concatenate([b["x1"] for b in train.batches(data, 3, seed=0, epoch=1)])
+    again = np.concatenate([b["x1"] for b in loop.batches(data, 3, seed=0, epoch=0)])
+    other = np.concatenate([b["x1"] for b in loop.batches(data, 3, seed=0, epoch=1)])
     np.testing.assert_array_equal(seen, again)
     assert not np.array_equal(seen, other)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_state():
     data = tiny_data()
     data["x1"][5, 0] = np.nan
-    trainer = train.default_trainer("FactorCL-SSL", **TINY)
+    trainer = tiny_trainer("FactorCL-SSL")
     state = trainer.init(jax.random.key(0), tiny_data())
     seen = []
-    with pytest.raises(train.NonFiniteLossError, match=r"step 1 .*term/shared/infonce"):
-        train.fit(
+    with pytest.raises(loop.NonFiniteLossError, match=r"step 1 .*term/shared/infonce"):
+        loop.fit(
             trainer,
             state,
             data,
@@ -246,13 +248,13 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_state():
 
 def test_trainer_and_fit_validate_their_arguments():
     with pytest.raises(ValueError, match="needs `augmentations`"):
-        train.default_trainer("FactorCL-SSL", **{**TINY, "augmentations": None})
-    trainer = train.default_trainer("SimCLR", **TINY)
+        dataclasses.replace(tiny_trainer("FactorCL-SSL"), augmentations=None)
+    trainer = tiny_trainer("SimCLR")
     with pytest.raises(TypeError, match="`joint_augmentation` must be a function"):
         dataclasses.replace(trainer, joint_augmentation="aligned_time_mask")
     data = tiny_data()
     with pytest.raises(ValueError, match=r"`batch_size` must be an int in \[2, 64\]"):
-        train.fit(
+        loop.fit(
             trainer,
             trainer.init(jax.random.key(0), data),
             data,
@@ -261,7 +263,7 @@ def test_trainer_and_fit_validate_their_arguments():
             progress=False,
         )
     with pytest.raises(ValueError, match="same number of rows"):
-        train.fit(
+        loop.fit(
             trainer,
             trainer.init(jax.random.key(0), data),
             {**data, "y": data["y"][:10]},
@@ -271,7 +273,7 @@ def test_trainer_and_fit_validate_their_arguments():
         )
     for bad_labels in (data["y"] + 2, data["y"] - 1, data["y"].astype(np.float32)):
         with pytest.raises(ValueError, match=r"`data\['y'\]` must hold integer labels in \[0, 2\)"):
-            train.fit(
+            loop.fit(
                 trainer,
                 trainer.init(jax.random.key(0), data),
                 {**data, "y": bad_labels},
@@ -289,27 +291,28 @@ def test_trainer_and_fit_validate_their_arguments():
         ({"start_batch": -1}, ValueError, "`start_batch`"),
     ]:
         with pytest.raises(error, match=message):
-            train.fit(trainer, state, data, **{"epochs": 2, "batch_size": 8, **kwargs})
-    sup = train.default_trainer("SupCon", **TINY)
+            loop.fit(trainer, state, data, **{"epochs": 2, "batch_size": 8, **kwargs})
+    sup = tiny_trainer("SupCon")
     with pytest.raises(ValueError, match="the batch needs 'y'"):
         sup.init(jax.random.key(0), {"x1": data["x1"], "x2": data["x2"]})
 
 
 def test_embed_dataset_compiles_once_per_trainer():
     data = tiny_data(num_rows=40)
-    trainer = train.default_trainer("SimCLR", **TINY)
+    trainer = tiny_trainer("SimCLR")
     state = trainer.init(jax.random.key(0), data)
-    first = train.embed_dataset(trainer, state.params, data, batch_size=16)
-    second = train.embed_dataset(trainer, state.params, data, batch_size=16)
+    first = loop.embed_dataset(trainer, state.params, data, batch_size=16)
+    second = loop.embed_dataset(trainer, state.params, data, batch_size=16)
     assert trainer.jit_embed._cache_size() == 2  # batches of 16 rows and the last 8
     chex.assert_trees_all_equal(first, second)
     assert first["encoders"].shape == (40, 16) and first["factorized"].shape == (40, 16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
 def test_jit_init_equals_eager_init(method):
     data = tiny_data(num_rows=16)
-    trainer = train.default_trainer(method, **TINY)
+    trainer = tiny_trainer(method)
     eager = trainer.init(jax.random.key(3), data)
     compiled = trainer.jit_init(jax.random.key(3), data)
 
@@ -326,12 +329,13 @@ def raw(state):
     return jax.tree.map(lambda a: jax.random.key_data(a) if is_key(a) else a, state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["SimCLR", "SupCon", "FactorCL-SUP", "FactorCL-SSL"])
 def test_a_tiled_step_equals_the_dense_step(method):
     # 40 rows in tiles of 16 x 6 (neither divides 40); every term and its score statistics.
     data = tiny_data(40)
     dense = dataclasses.replace(
-        train.default_trainer(method, **TINY),
+        tiny_trainer(method),
         optimizer=optax.sgd(0.1),
         club_optimizer=optax.sgd(0.1),
     )
@@ -352,19 +356,20 @@ def test_a_tiled_step_equals_the_dense_step(method):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["FactorCL-SUP", "FactorCL-SSL"])
 def test_init_reads_only_shapes_and_equals_an_init_on_the_whole_batch(method):
-    trainer = train.default_trainer(method, **TINY)
+    trainer = tiny_trainer(method)
     data = tiny_data(64)
     state = trainer.init(jax.random.key(3), data)
     # The same parameters as flax's init on every row, with every critic scoring all pairs.
     model_key, critic_key, rng = jax.random.split(jax.random.key(3), 3)
     inputs = [data["x1"], data["x2"]]
     model_params = trainer.model.init(model_key, inputs)
-    views = trainer.views(model_params, data, rng)
+    batch_views = views.batch_views(trainer, model_params, data, rng)
     score_all_pairs = lambda critic, x, y: critic.pair(critic.embed_x(x), critic.embed_y(y))
     for index, term in enumerate(trainer.method.terms):
-        left, right = objectives.term_inputs(trainer.method, term, views)
+        left, right = objectives.term_inputs(trainer.method, term, batch_views)
         expected = trainer.critic.init(
             jax.random.fold_in(critic_key, index), left, right, method=score_all_pairs
         )
@@ -386,13 +391,14 @@ BF16_TOLERANCE = 0.01
 """Nats: the largest difference allowed between a bfloat16 and a float32 step's terms."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiles", [None, (16, 24)])
 def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
     data = tiny_data(64)
-    options = {} if tiles is None else dict(block_size=tiles[0], column_block=tiles[1])
+    options = {} if tiles is None else {"block_size": tiles[0], "column_block": tiles[1]}
     measured = {}
     for dtype in ("float32", "bfloat16"):
-        trainer = train.default_trainer("FactorCL-SSL", **TINY, compute_dtype=dtype, **options)
+        trainer = tiny_trainer("FactorCL-SSL", memory={"compute_dtype": dtype, **options})
         state, measured[dtype] = trainer.jit_step(trainer.init(jax.random.key(0), data), data)
         floats = [
             leaf
@@ -401,7 +407,7 @@ def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
         ]
         assert {leaf.dtype for leaf in floats} == {jnp.dtype(jnp.float32)}
         assert all(value.dtype == jnp.float32 for value in measured[dtype].values())
-    bf16 = train.default_trainer("FactorCL-SSL", **TINY, compute_dtype="bfloat16")
+    bf16 = tiny_trainer("FactorCL-SSL", memory={"compute_dtype": "bfloat16"})
     hidden = bf16.model.apply(
         state.params["model"], [data["x1"], data["x2"]], method=lambda m, x: m.encoders[0](x[0])
     )
@@ -413,15 +419,18 @@ def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
 
 def test_compute_dtype_and_tiles_are_validated():
     with pytest.raises(ValueError, match="`compute_dtype` must be one of"):
-        train.default_trainer("SimCLR", **TINY, compute_dtype="float16")
+        compute_dtype_of("float16")
+    with pytest.raises(ConfigError, match=r"memory\.compute_dtype must be one of"):
+        tiny_config(memory={"compute_dtype": "float16"})
+    trainer = tiny_trainer("SimCLR")
     with pytest.raises(ValueError, match="`exchange` must be one of"):
-        train.default_trainer("SimCLR", **TINY, exchange="allreduce")
+        dataclasses.replace(trainer, exchange="allreduce")
     with pytest.raises(ValueError, match="`column_block` must be a positive int"):
-        train.default_trainer("SimCLR", **TINY, column_block=0)
+        dataclasses.replace(trainer, column_block=0)
 
 
 def test_score_statistics_count_negatives_beyond_int32():
-    positive, negative = train._score_statistics(
+    positive, negative = scoring._score_statistics(
         jnp.ones((2**16,)), jnp.full((2**16,), 2.0**16), 2**16
     )
     np.testing.assert_allclose([positive, negative], [1.0, 1.0])

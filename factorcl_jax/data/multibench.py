@@ -1,14 +1,14 @@
 """MultiBench data: the affect pickles (MOSI, MOSEI, UR-FUNNY, MUStARD) and MIMIC.
 
-Both loaders return a :class:`MultimodalDataset`: ``train``, ``valid`` and ``test`` splits of
-host NumPy arrays in the batch layout of :func:`factorcl_jax.train.fit`,
+Both loaders return a :class:`MultimodalDataset`: ``train``, ``validation`` and ``test`` splits of
+host NumPy arrays in the batch layout of :func:`factorcl_jax.loop.fit`,
 
 * ``"x1"``: ``[N, T1, d1]`` float32 sequences (or ``[N, d1]`` vectors), ``"mask1"``: ``[N, T1]``
   bool, true at real steps (sequences only),
 * ``"x2"``, ``"mask2"``: likewise for the second modality,
 * ``"y"``: ``[N]`` int32 classes in ``[0, num_classes)``.
 
-Nothing is put on a device: ``train.fit`` and ``train.embed_dataset`` move one batch at a time.
+Nothing is put on a device: ``loop.fit`` and ``loop.embed_dataset`` move one batch at a time.
 Features are standardised per feature with the *training* mean and standard deviation over
 real steps only (a constant feature gets standard deviation 1); padding stays exactly 0.
 
@@ -84,6 +84,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "valid", "test")
+"""Split names in MultiBench's files (the dataset calls ``"valid"`` ``validation``)."""
 AFFECT_MODALITIES = ("vision", "audio", "text")
 AFFECT_TASKS = {"mosi": "sentiment", "mosei": "sentiment", "humor": "binary", "sarcasm": "binary"}
 """Affect task -> kind of its labels."""
@@ -102,18 +103,19 @@ class MultimodalDataset:
     """Two modalities in three splits of host arrays (see the module docstring).
 
     Attributes:
-      train: ``{"x1", "x2", "y"[, "mask1"][, "mask2"]}``, the layout ``train.fit`` takes.
-      valid: the same for the validation split.
+      train: ``{"x1", "x2", "y"[, "mask1"][, "mask2"]}``, the layout ``loop.fit`` takes.
+      validation: the same for the validation split (``"valid"`` in MultiBench's files).
       test: the same for the test split.
       modalities: names of ``x1`` and ``x2``, e.g. ``("vision", "text")``.
       num_classes: number of label classes.
       statistics: ``{modality: (mean [d], std [d])}`` training statistics used to standardise.
-      dropped: ``{split: number of samples dropped}`` (no real step, or neutral labels).
+      dropped: ``{"train" | "validation" | "test": number of samples dropped}`` (no real
+        step, or neutral labels).
       source: the file the data came from.
     """
 
     train: dict[str, np.ndarray]
-    valid: dict[str, np.ndarray]
+    validation: dict[str, np.ndarray]
     test: dict[str, np.ndarray]
     modalities: tuple[str, str]
     num_classes: int
@@ -125,6 +127,11 @@ class MultimodalDataset:
     def input_dims(self) -> tuple[int, int]:
         """Feature widths ``(d1, d2)`` of the two modalities."""
         return self.train["x1"].shape[-1], self.train["x2"].shape[-1]
+
+
+def _by_attribute(per_split: dict[str, Any]) -> dict[str, Any]:
+    """``{"train", "valid", "test"}`` (file names) -> ``{"train", "validation", "test"}``."""
+    return {"validation" if name == "valid" else name: value for name, value in per_split.items()}
 
 
 # ------------------------------------------------------------------------- reading files
@@ -563,11 +570,11 @@ def load_affect(
         for index, name in enumerate(modalities, start=1)
     }
     return MultimodalDataset(
-        **splits,
+        **_by_attribute(splits),
         modalities=modalities,
         num_classes=LABEL_SCHEMES[label_scheme],
         statistics=statistics,
-        dropped=dropped,
+        dropped=_by_attribute(dropped),
         source=str(path),
     )
 
@@ -659,10 +666,10 @@ def load_mimic(
     }
     num_classes = max(2, 1 + max(int(split["y"].max(initial=0)) for split in splits.values()))
     return MultimodalDataset(
-        **splits,
+        **_by_attribute(splits),
         modalities=("static", "timeseries"),
         num_classes=num_classes,
         statistics=statistics,
-        dropped=dict.fromkeys(SPLITS, 0),
+        dropped=_by_attribute(dict.fromkeys(SPLITS, 0)),
         source=str(path),
     )

@@ -55,6 +55,7 @@ __all__ = [
     "SyntheticData",
     "block_order",
     "interaction_labels",
+    "make_splits",
     "make_synthetic",
     "train_test_split",
 ]
@@ -101,6 +102,10 @@ class SyntheticData:
         if len(self.modalities) < 2:
             raise AttributeError("this dataset has a single modality; there is no `x2`")
         return self.modalities[1]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{"x1": [N, input_dim], "x2": [N, input_dim], "y": [N]}``, the trainers' format."""
+        return {"x1": self.x1, "x2": self.x2, "y": self.y}
 
     @property
     def num_modalities(self) -> int:
@@ -343,3 +348,33 @@ def interaction_labels(data: SyntheticData, kind: str) -> np.ndarray:
     else:
         label = (data.latents["1"][:, 0] >= 0) != (data.latents["2"][:, 0] >= 0)
     return label.astype(np.int32)
+
+
+def make_splits(
+    num_samples: int,
+    feature_dims: Mapping[str, int] | None = None,
+    label_dims: Mapping[str, int] | None = None,
+    input_dim: int = 100,
+    *,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{"train", "validation", "test"}`` array dicts (:meth:`SyntheticData.arrays`) of one
+    generated dataset: ``test_fraction`` and ``validation_fraction`` of the rows held out
+    (seeded shuffles), the rest for training.
+
+    Example:
+      >>> splits = make_splits(100, test_fraction=0.2, validation_fraction=0.1)
+      >>> {name: len(split["y"]) for name, split in splits.items()}
+      {'train': 70, 'validation': 10, 'test': 20}
+    """
+    data = make_synthetic(num_samples, feature_dims, label_dims, input_dim, seed=seed)
+    rest, test = train_test_split(data, test_fraction=test_fraction, seed=seed)
+    fraction = validation_fraction / (1 - test_fraction)
+    training, validation = train_test_split(rest, test_fraction=fraction, seed=seed)
+    return {
+        "train": training.arrays(),
+        "validation": validation.arrays(),
+        "test": test.arrays(),
+    }
