@@ -40,6 +40,7 @@ def make(critic, n=5, m=7, dx=3, dy=4, seed=0):
     return x, y, critic.init(kp, x, y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hidden", [(6,), (6, 5), (4, 3, 2)])
 def test_concat_critic_equals_mlp_on_explicit_pairs(hidden):
     critic = critics.ConcatCritic(hidden=hidden)

@@ -117,6 +117,7 @@ def test_blocked_estimate_matches_dense(gaussian):
     np.testing.assert_allclose(blocked.history, dense.history, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_explicit_critic_is_used():
     x = np.random.default_rng(0).normal(size=(256, 3))
     critic = critics.SeparableCritic(hidden=(8,), embed_dim=4)

@@ -52,6 +52,7 @@ def test_fit_and_probe_reports_accuracies_history_and_times(trained):
     assert int(trained.state.step) == len(trained.history)
 
 
+@pytest.mark.slow
 def test_probe_accuracies_reproduces_fit_and_probe(trained):
     trainer, trained = trained
     train_data, test_data = split_data()
@@ -81,6 +82,7 @@ def test_raw_input_accuracy_reads_the_named_inputs():
     assert both > 0.95 and only_x2 < both - 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -96,6 +98,7 @@ def test_bad_data_fails_with_a_clear_error(trained, change, message):
         evaluation.probe_accuracies(trainer, trained.state.params, train_data, change(test_data))
 
 
+@pytest.mark.slow
 def test_unknown_representation_is_rejected(trained):
     trainer, trained = trained
     train_data, test_data = split_data()

@@ -944,6 +944,7 @@ def test_fuzz_bounds_never_hide_or_invent_a_nan(name, scores, nan_at):
     assert np.isnan(value) == (nan_at is not None), (name, scores, value)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     name=st.sampled_from(sorted(REFERENCES)),

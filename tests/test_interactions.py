@@ -36,6 +36,7 @@ def test_every_label_kind_is_balanced():
         assert abs(labels.mean() - 0.5) < 0.02, kind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "decodable"),
     [

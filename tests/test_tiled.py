@@ -116,6 +116,7 @@ def test_class_statistics_equal_the_statistics_of_one_hot_columns():
     chex.assert_trees_all_close(actual, expected, **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_tiled_memory_grows_linearly_not_with_the_score_matrix():
     critic = critics.ConcatCritic(hidden=(64, 64))
 
@@ -250,6 +251,7 @@ def test_ring_over_devices_equals_the_dense_bound_of_the_global_batch(name, wrap
     chex.assert_trees_all_close(actual, dense_reference(name, "concat", num_devices), **TOLERANCE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapper", ["shard_map", "pmap"])
 def test_ring_with_the_separable_critic(wrapper):
     x, y, params, labels = global_problem("separable")
