@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 import statistics
 import subprocess
 import sys
@@ -85,3 +88,73 @@ def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
 
     seconds = median_seconds(step, repeats)
     return 2 * nbytes / seconds / 1e9
+
+
+_DECLARATION = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\]")
+_DOT = re.compile(r" dot\(%(\S+), %(\S+)\)")
+
+
+def _dims(line: str, name: str) -> tuple[int, ...]:
+    found = re.search(name + r"=\{([\d,]*)\}", line)
+    return tuple(int(d) for d in found.group(1).split(",") if d) if found else ()
+
+
+def dot_breakdown(compiled: Any, repeats: int = 5) -> dict[str, Any]:
+    """The matrix products of a compiled program, each timed alone at its shapes.
+
+    Every ``dot`` of the optimised HLO (inside fusions too) is rebuilt as a float32
+    ``lax.dot_general`` with the same operand shapes and dimension numbers, compiled and timed
+    (median of ``repeats``); identical products are timed once and counted as often as they
+    occur. A program whose products run faster inside it than alone spends nothing worth
+    closing outside them. Loop bodies count once (this is for straight-line steps).
+
+    Returns:
+      ``{"dots", "gflop", "seconds", "shapes"}``: the number of products, their FLOPs
+      (``2 * output size * contracted size``), the sum of their standalone times, and per
+      distinct product ``{"lhs", "rhs", "dimension_numbers", "count", "seconds", "gflops"}``
+      sorted by total time.
+    """
+    text = compiled.as_text()
+    shapes = {}
+    for line in text.splitlines():
+        declared = _DECLARATION.match(line)
+        if declared:
+            dims = tuple(int(d) for d in declared.group(3).split(",") if d)
+            shapes[declared.group(1)] = dims
+    counts: dict[tuple, int] = {}
+    for line in text.splitlines():
+        found = _DOT.search(line)
+        if not found:
+            continue
+        numbers = (
+            (_dims(line, "lhs_contracting_dims"), _dims(line, "rhs_contracting_dims")),
+            (_dims(line, "lhs_batch_dims"), _dims(line, "rhs_batch_dims")),
+        )
+        key = (shapes[found.group(1)], shapes[found.group(2)], numbers)
+        counts[key] = counts.get(key, 0) + 1
+    rows = []
+    for (lhs, rhs, numbers), count in counts.items():
+        a, b = jnp.ones(lhs, jnp.float32), jnp.ones(rhs, jnp.float32)
+        product = jax.jit(lambda a, b, n=numbers: jax.lax.dot_general(a, b, n))
+        call = functools.partial(product.lower(a, b).compile(), a, b)
+        size = call().size
+        seconds = median_seconds(lambda call=call: call().block_until_ready(), repeats)
+        flops = 2 * size * math.prod(lhs[d] for d in numbers[0][0])
+        rows.append(
+            {
+                "lhs": list(lhs),
+                "rhs": list(rhs),
+                "dimension_numbers": [[list(d) for d in pair] for pair in numbers],
+                "count": count,
+                "seconds": count * seconds,
+                "gflops": flops / seconds / 1e9,
+                "gflop": count * flops / 1e9,
+            }
+        )
+    rows.sort(key=lambda row: -row["seconds"])
+    return {
+        "dots": sum(counts.values()),
+        "gflop": sum(row["gflop"] for row in rows),
+        "seconds": sum(row["seconds"] for row in rows),
+        "shapes": rows,
+    }

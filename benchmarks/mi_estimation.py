@@ -309,7 +309,7 @@ def run_staircases(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, l
                     learning_rate=args.learning_rate,
                 )
                 keys = jax.random.split(jax.random.key(0), args.staircase_seeds)
-                compiled, compile_seconds, _ = compiled_cost(jax.vmap(program), keys)
+                compiled, compile_seconds, _ = compiled_cost(mi_benchmark.over_seeds(program), keys)
                 history, run_seconds = timed(compiled, keys)
                 history = np.asarray(history)  # [seeds, estimators, levels, steps]
                 window = min(args.window, args.steps)

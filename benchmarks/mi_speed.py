@@ -7,10 +7,12 @@ hidden layer of 512, Adam 5e-3, 5 levels) runs as one compiled program with
   materialised as a ``[64 * 64, 512]`` array, a GEMV, and the autodiff backward that writes
   a second such array and reads both again): the library's code before the fused head;
 * ``fused``: :class:`factorcl_jax.critics.ConcatCritic`, whose one-layer ReLU head is
-  ``critics.relu_pair_head`` (the backward recomputes cache-sized row blocks);
+  ``critics.relu_pair_head`` (nothing ``[b * m, H]`` kept between the passes; the backward
+  recomputes one row of masks at a time in a single elementwise pass);
 * ``fused, infonce+nce_club``: both estimators from one program (they share InfoNCE
   training, so one critic serves both);
-* ``fused, S seeds``: ``S`` seeds ``vmap``-ped in one program.
+* ``fused, S seeds``: ``S`` seeds in one program (``mi_benchmark.over_seeds``: one after
+  another on CPU, ``vmap``-ped on accelerators).
 
 For one training step of each critic it reports XLA's cost analysis (FLOPs, bytes accessed),
 the number of ``[b * m, H]``-sized arrays in the compiled step, and the roofline time
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="300 steps per level (~1 min)")
     parser.add_argument("--steps", type=int, help="steps per level (default 4000)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per program")
-    parser.add_argument("--seeds", type=int, default=4, help="seeds of the vmapped program")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds of the several-seed program")
     args = parser.parse_args(argv)
     steps = args.steps or (300 if args.quick else 4000)
     levels = (2.0, 4.0, 6.0, 8.0, 10.0)
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             learning_rate=LEARNING_RATE,
         )
         keys = jax.random.split(jax.random.key(0), seeds)
-        compiled, seconds, _ = compiled_cost(jax.vmap(run), keys)
+        compiled, seconds, _ = compiled_cost(mi_benchmark.over_seeds(run), keys)
         return compiled, keys, seconds
 
     cases = {

@@ -229,6 +229,10 @@ def _pair_sums_backward(shapes: tuple[int, int], g: Array) -> tuple[Array, Array
 pair_sums.defvjp(_pair_sums_forward, _pair_sums_backward)
 
 
+PAIR_HEAD_CHUNK = 1 << 22
+"""Pair activations (``rows * m * H`` elements, 16 MiB in float32) one forward chunk holds."""
+
+
 @jax.custom_vjp
 def relu_pair_head(u: Array, v: Array, w: Array, bias: Array) -> Array:
     r"""``[b, H], [m, H], [H], [] -> [b, m]``: the one-hidden-layer ReLU pair head.
@@ -236,26 +240,44 @@ def relu_pair_head(u: Array, v: Array, w: Array, bias: Array) -> Array:
     .. math::
         s_{ij} = \sum_k w_k \, \mathrm{relu}(u_{ik} + v_{jk}) + \text{bias}
 
-    Equal to ``relu(pair_sums(u, v)) @ w + bias`` in value and gradient, but no
-    ``[b * m, H]`` array is ever written: the forward pass scores one ``[m, H]`` row of pairs
-    at a time (cache-sized), and the backward pass keeps only ``u, v, w`` and, with
-    ``M_ijk = 1[u_ik + v_jk > 0]``, recomputes the rows and accumulates
+    Equal to ``relu(pair_sums(u, v)) @ w + bias`` in value and gradient. The forward pass
+    scores chunks of rows with at most :data:`PAIR_HEAD_CHUNK` pair activations each (one
+    elementwise pass and one matrix-vector product per chunk, both multi-threaded by XLA),
+    and keeps only ``u, v, w`` for the backward pass. With ``M_ijk = 1[u_ik + v_jk > 0]``
+    the backward pass recomputes one ``[m, H]`` row of masks at a time, accumulates
 
     .. math::
-        \partial u_{ik} = w_k \sum_j g_{ij} M_{ijk}, \quad
-        \partial v_{jk} = w_k \sum_i g_{ij} M_{ijk}, \quad
-        \partial w_k = \sum_{ij} g_{ij}\, \mathrm{relu}(u_{ik} + v_{jk})
+        D^u_{ik} = \sum_j g_{ij} M_{ijk}, \qquad D^v_{jk} = \sum_i g_{ij} M_{ijk}
 
-    The straightforward version writes two ``[b * m, H]`` arrays (activations and their
-    cotangent) and reads them four times; here they never leave the cache.
+    and returns ``du = w * D^u``, ``dv = w * D^v`` and, since
+    ``relu(u_ik + v_jk) = (u_ik + v_jk) M_ijk``,
+
+    .. math::
+        \partial w_k = \sum_{ij} g_{ij}\, \mathrm{relu}(u_{ik} + v_{jk})
+                     = \sum_i u_{ik} D^u_{ik} + \sum_j v_{jk} D^v_{jk},
+
+    so no ``[b * m, H]`` array is kept between the passes and the backward makes one
+    elementwise pass over the pairs instead of two. Sums run in float32 whatever the input
+    dtype.
 
     Example:
       >>> u, v = jnp.array([[1.0, -2.0]]), jnp.array([[0.5, 3.0], [-2.0, 1.0]])
       >>> relu_pair_head(u, v, jnp.array([1.0, 2.0]), jnp.array(0.5))
       Array([[4.  , 0.5]], dtype=float32)
     """
-    # One row of pairs at a time: each [m, H] block is made and consumed in cache.
-    return jax.lax.map(lambda u_i: jax.nn.relu(u_i[None, :] + v) @ w, u) + bias
+    b, width = u.shape
+    m = v.shape[0]
+
+    def score(rows: Array) -> Array:  # [r, H] -> [r, m]
+        pairs = jax.nn.relu(rows[:, None, :] + v[None, :, :]).reshape(-1, width)
+        return (pairs @ w).reshape(rows.shape[0], m)
+
+    rows = max(1, min(b, PAIR_HEAD_CHUNK // max(1, m * width)))
+    if rows == b:
+        return score(u) + bias
+    chunks = -(-b // rows)
+    padded = jnp.pad(u, ((0, chunks * rows - b), (0, 0))).reshape(chunks, rows, width)
+    return jax.lax.map(score, padded).reshape(chunks * rows, m)[:b] + bias
 
 
 def _relu_pair_head_forward(
@@ -268,17 +290,21 @@ def _relu_pair_head_backward(
     residuals: tuple[Array, Array, Array], g: Array
 ) -> tuple[Array, Array, Array, Array]:
     u, v, w = residuals
+    g32 = g.astype(jnp.float32)
 
-    def row(carry: tuple[Array, Array], inputs: tuple[Array, Array]) -> tuple[tuple, Array]:
-        dv_sum, dw = carry
+    def row(dv_sum: Array, inputs: tuple[Array, Array]) -> tuple[Array, Array]:
         u_i, g_i = inputs  # [H], [m]
-        pre = u_i[None, :] + v  # [m, H], one row of pairs
-        dw = dw + g_i @ jax.nn.relu(pre)
-        masked = jnp.where(pre > 0, g_i[:, None], 0.0)  # g_ij M_ijk
-        return (dv_sum + masked, dw), jnp.sum(masked, axis=0)
+        masked = jnp.where(u_i[None, :] + v > 0, g_i[:, None], 0.0)  # g_ij M_ijk, [m, H]
+        return dv_sum + masked, jnp.sum(masked, axis=0)
 
-    (dv_sum, dw), du_sum = jax.lax.scan(row, (jnp.zeros_like(v), jnp.zeros_like(w)), (u, g))
-    return du_sum * w[None, :], dv_sum * w[None, :], dw, jnp.sum(g)
+    dv_sum, du_sum = jax.lax.scan(row, jnp.zeros(v.shape, jnp.float32), (u, g32))
+    dw = jnp.sum(u * du_sum, axis=0) + jnp.sum(v * dv_sum, axis=0)
+    return (
+        (du_sum * w[None, :]).astype(u.dtype),
+        (dv_sum * w[None, :]).astype(v.dtype),
+        dw.astype(w.dtype),
+        jnp.sum(g32).astype(g.dtype),
+    )
 
 
 relu_pair_head.defvjp(_relu_pair_head_forward, _relu_pair_head_backward)

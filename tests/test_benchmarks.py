@@ -94,3 +94,57 @@ def test_memory_benchmark_measures_every_way_and_the_ring_equals_dense(tmp_path)
     assert tiled["temp_gib"] < dense["temp_gib"]
     assert results["ring_equals_dense"]["absolute_difference"] < 1e-4
     assert (tmp_path / "memory.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_revisions_benchmark_times_both_trees_and_breaks_the_step_into_products(tmp_path):
+    """This checkout against itself: every workload on both trees, the same estimates."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/revisions.py",
+            "--baseline",
+            str(ROOT),
+            "--workloads",
+            "staircase",
+            "FactorCL-SUP",
+            "--steps",
+            "20",
+            "--step-calls",
+            "1",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = {(row["tree"], row["workload"]): row for row in results["rows"]}
+    workloads = ("staircase", "FactorCL-SUP")
+    assert set(rows) == {(tree, w) for tree in ("baseline", "candidate") for w in workloads}
+    assert all(row["seconds"] > 0 for row in rows.values())
+    assert rows["baseline", "staircase"]["candidate_speedup"] > 0
+    assert rows["baseline", "staircase"]["levels"] == rows["candidate", "staircase"]["levels"]
+    step = rows["candidate", "FactorCL-SUP"]
+    # Nearly every FLOP of the step is a matrix product, and the products were timed alone.
+    assert 0.9 * step["xla_gflop"] < step["product_gflop"] <= 1.01 * step["xla_gflop"]
+    assert step["products_alone_seconds"] > 0 and 0 < step["fraction_of_peak"]
+    assert step["products"][0]["count"] >= 1
+
+
+def test_revisions_benchmark_refuses_a_folder_without_the_package(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/revisions.py", "--baseline", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "not a source tree of factorcl_jax" in result.stderr
+    assert "Traceback" not in result.stderr

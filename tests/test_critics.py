@@ -161,7 +161,10 @@ def test_pair_sums_matches_broadcast_values_and_derivatives():
 
 
 @pytest.mark.slow
-def test_relu_pair_head_matches_straightforward_values_and_gradients():
+@pytest.mark.parametrize("chunk", [None, 9 * 5 * 4])  # one chunk; rows in chunks of 4 (padded)
+def test_relu_pair_head_matches_straightforward_values_and_gradients(chunk, monkeypatch):
+    if chunk is not None:
+        monkeypatch.setattr(critics, "PAIR_HEAD_CHUNK", chunk)
     ku, kv, kw, kg = jax.random.split(jax.random.key(4), 4)
     u, v = jax.random.normal(ku, (6, 9)), jax.random.normal(kv, (5, 9))
     w, bias = jax.random.normal(kw, (9,)), jnp.array(0.3)

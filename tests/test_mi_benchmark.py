@@ -19,6 +19,27 @@ def run_staircase(tasks, names, hidden, seeds=1, **settings):
     return np.asarray(jax.jit(jax.vmap(program))(jax.random.split(jax.random.key(0), seeds)))
 
 
+def test_over_seeds_equals_vmap_for_one_seed_and_several():
+    """One seed is a plain call; several run in turn or side by side; all equal jax.vmap."""
+    program = mi_benchmark.staircase_program(
+        mi_tasks.staircase(2, levels=(1.0, 2.0)),
+        "infonce",
+        estimate.make_critic("concat", (8,)),
+        steps_per_level=4,
+        batch_size=8,
+    )
+    for side_by_side in (None, True, False):
+        seeded = jax.jit(mi_benchmark.over_seeds(program, side_by_side=side_by_side))
+        for seeds in (1, 3):
+            keys = jax.random.split(jax.random.key(2), seeds)
+            # Equal up to float rounding, which Adam's first normalised steps amplify.
+            np.testing.assert_allclose(
+                seeded(keys), jax.jit(jax.vmap(program))(keys), rtol=1e-3, atol=1e-4
+            )
+    with pytest.raises(ValueError, match="keys"):
+        mi_benchmark.over_seeds(program)(jax.random.split(jax.random.key(0), (2, 2)))
+
+
 @pytest.mark.slow
 def test_staircase_history_follows_the_level_schedule():
     """history[s, l, t] is the estimate on tasks[l]'s batch of step t, before the update."""
