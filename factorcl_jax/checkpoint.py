@@ -52,14 +52,34 @@ def _quiet_absl() -> Iterator[None]:
         logger.setLevel(level)
 
 
+_FAILED_READS: set[str] = set()
+"""Directories of checkpoints whose restore failed (and was reported) in this process."""
+
+
+class _DropLeftoverReads(logging.Filter):
+    """Drops asyncio's "exception was never retrieved" reports of reads of a failed checkpoint."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        text = f"{record.getMessage()} {error}"
+        return not any(path in text for path in _FAILED_READS)
+
+
 def _ignore_reads_finishing_after_a_failed_restore() -> None:
-    """Drops "Event loop is closed" reports of TensorStore reads that outlive a failed restore.
+    """Silences the leftovers of TensorStore reads that outlive a failed restore.
 
     When one array of a checkpoint fails to load, Orbax's restore raises and closes its event
     loop while TensorStore is still reading the other arrays; each of those then reports an
-    unraisable ``RuntimeError: Event loop is closed`` (a page of tracebacks) when it
-    finishes. They are harmless leftovers of a restore already reported as failed.
+    unraisable ``RuntimeError: Event loop is closed``, and each read that failed too is
+    logged by asyncio as "Task/Future exception was never retrieved" when it is collected
+    (a page of tracebacks, at any later moment, even at exit). They are harmless leftovers
+    of a restore already reported as failed: the first kind is dropped by an unraisable
+    hook, the second by a filter on the ``asyncio`` logger that matches only errors naming a
+    checkpoint directory in :data:`_FAILED_READS`.
     """
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropLeftoverReads) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(_DropLeftoverReads())
     previous = sys.unraisablehook
     if getattr(previous, "_factorcl_jax", False):
         return
@@ -224,6 +244,7 @@ class Checkpointer:
                 meta = dict(restored["meta"])
                 self._check(step, state, meta)
             except Exception as error:  # fall back to an older checkpoint
+                _FAILED_READS.add(str(self.directory / str(step)))
                 reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
                 self.skipped.append((step, reason))
                 continue

@@ -1,5 +1,6 @@
 """Orbax checkpoints: exact round trip, retention, corrupt checkpoints, other device counts."""
 
+import logging
 import pathlib
 import shutil
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import tiny_trainer
 
+from factorcl_jax import checkpoint
 from factorcl_jax.checkpoint import Checkpointer
 from factorcl_jax.rundir import RunWarning
 
@@ -155,3 +157,17 @@ def test_a_file_where_the_directory_should_be_is_refused(tmp_path):
     (tmp_path / "ckpt").write_text("not a directory")
     with pytest.raises(ValueError, match="is not a directory"):
         Checkpointer(tmp_path / "ckpt")
+
+
+def test_leftover_reads_of_a_failed_restore_are_not_logged(tmp_path, monkeypatch, caplog):
+    """asyncio's "never retrieved" reports of a failed checkpoint's reads are dropped."""
+    failed = tmp_path / "checkpoints" / "6"
+    monkeypatch.setattr(checkpoint, "_FAILED_READS", {str(failed)})
+    checkpoint._ignore_reads_finishing_after_a_failed_restore()
+    logger = logging.getLogger("asyncio")
+    leftover = ValueError(f'DATA_LOSS: Error reading "a/.zarray" at local file "{failed}/state/"')
+    other = ValueError("something else")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        for error in (leftover, other):
+            logger.error("Task exception was never retrieved", exc_info=(ValueError, error, None))
+    assert [record.exc_info[1] for record in caplog.records] == [other]
