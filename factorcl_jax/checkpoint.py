@@ -75,7 +75,9 @@ def _ignore_reads_finishing_after_a_failed_restore() -> None:
     (a page of tracebacks, at any later moment, even at exit). They are harmless leftovers
     of a restore already reported as failed: the first kind is dropped by an unraisable
     hook, the second by a filter on the ``asyncio`` logger that matches only errors naming a
-    checkpoint directory in :data:`_FAILED_READS`.
+    checkpoint directory in :data:`_FAILED_READS`. Its coroutines that never ran warn
+    "coroutine ... was never awaited" when collected; that warning is ignored once a restore
+    has failed.
     """
     asyncio_logger = logging.getLogger("asyncio")
     if not any(isinstance(f, _DropLeftoverReads) for f in asyncio_logger.filters):
@@ -245,6 +247,10 @@ class Checkpointer:
                 self._check(step, state, meta)
             except Exception as error:  # fall back to an older checkpoint
                 _FAILED_READS.add(str(self.directory / str(step)))
+                # The aborted restore's pending coroutines warn when they are collected.
+                warnings.filterwarnings(
+                    "ignore", r"coroutine '[\w.]+' was never awaited", RuntimeWarning
+                )
                 reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
                 self.skipped.append((step, reason))
                 continue
