@@ -21,6 +21,7 @@ device count restores onto another. A ``read_only`` checkpointer creates and cha
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pathlib
@@ -257,6 +258,9 @@ class Checkpointer:
             found = state, meta
             break
         if self.skipped:
+            # Collect the failed restores' leftovers now, while the filters above apply (and
+            # inside the caller's warning handling), rather than at some later moment.
+            gc.collect()
             self._report_skipped(move_aside)
         return found
 
