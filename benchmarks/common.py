@@ -28,6 +28,13 @@ def compiled_cost(fn: Callable, *args: Any) -> tuple[Any, float, int]:
     return compiled, seconds, planned_peak_bytes(compiled)
 
 
+def xla_cost(compiled: Any) -> dict[str, float]:
+    """XLA's cost analysis of a compiled program (``"flops"``, ``"bytes accessed"``, ...);
+    a loop's body is counted once."""
+    cost = compiled.cost_analysis()
+    return dict(cost[0] if isinstance(cost, list) else cost)
+
+
 def planned_peak_bytes(compiled: Any) -> int:
     """Bytes a compiled program needs on its device, from XLA's buffer plan: arguments +
     outputs + temporaries - donated aliases."""

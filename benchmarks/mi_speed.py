@@ -39,7 +39,7 @@ from factorcl_jax.data import mi_tasks
 from factorcl_jax.layers import MLP
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
-from common import compiled_cost, copy_bandwidth_gbs, matmul_peak_gflops, timed
+from common import compiled_cost, copy_bandwidth_gbs, matmul_peak_gflops, timed, xla_cost
 
 DIM, BATCH, HIDDEN, LEARNING_RATE = 20, 64, 512, 5e-3
 
@@ -85,8 +85,7 @@ def step_cost(critic: nn.Module) -> dict[str, float]:
     state = estimate.init_critic_state(rule, critic, optimizer, jax.random.key(1), x, x)
     step = lambda state, x, y: estimate.critic_step(rule, critic, optimizer, state, x, y)
     compiled, _, _ = compiled_cost(step, state, x, x)
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
+    cost = xla_cost(compiled)
     pair_shapes = (f"f32[{BATCH * BATCH},{HIDDEN}]", f"f32[{BATCH},{BATCH},{HIDDEN}]")
     entry = compiled.as_text().split("ENTRY")[-1]
     pair_sized = sum(

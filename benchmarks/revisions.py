@@ -54,6 +54,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DRIVER = r"""
 import json, statistics, sys, time
 import jax, numpy as np
+from common import dot_breakdown, xla_cost  # this checkout's benchmarks/, on PYTHONPATH
 
 spec = json.loads(sys.argv[1])
 out = {}
@@ -70,12 +71,6 @@ def time_calls(compiled, args, calls, carry=False):
         if carry:
             args = (result[0], *args[1:])
     return statistics.median(times), result
-
-
-def flops(compiled):
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0))
 
 
 if "staircase" in spec["workloads"]:
@@ -129,11 +124,9 @@ if variants:
         seconds, _ = time_calls(compiled, (state, batch), spec["step_calls"], carry=True)
         out[variant] = {
             "seconds": seconds, "steps": 1, "compile_seconds": compile_seconds,
-            "flops": flops(compiled),
+            "flops": float(xla_cost(compiled).get("flops", 0.0)),
         }
         if spec["breakdown"]:
-            from common import dot_breakdown
-
             out[variant]["products"] = dot_breakdown(compiled, 3)
 print("RESULT " + json.dumps(out))
 """

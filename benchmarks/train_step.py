@@ -50,7 +50,7 @@ from factorcl_jax.config import PRESETS, RunConfig, to_dict
 from factorcl_jax.data.synthetic import make_synthetic
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
-from common import matmul_peak_gflops, torch_available
+from common import matmul_peak_gflops, torch_available, xla_cost
 
 VARIANTS = ("FactorCL-SSL", "FactorCL-SUP")
 POOL_BATCHES = 4
@@ -220,8 +220,7 @@ def run_jax(variant: str, n: int, config: RunConfig, repeats: int) -> dict:
     start = time.perf_counter()
     compiled = trainer.jit_step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - start
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
+    cost = xla_cost(compiled)
     times = []
     for index in range(repeats + 1):  # the first call is a warm-up
         start = time.perf_counter()

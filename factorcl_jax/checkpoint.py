@@ -66,6 +66,13 @@ class _DropLeftoverReads(logging.Filter):
         return not any(path in text for path in _FAILED_READS)
 
 
+def _restore_failed(step_directory: pathlib.Path) -> None:
+    """Marks a checkpoint whose restore failed: its leftover reads are not reported, and the
+    aborted restore's pending coroutines do not warn "never awaited" when collected."""
+    _FAILED_READS.add(str(step_directory))
+    warnings.filterwarnings("ignore", r"coroutine '[\w.]+' was never awaited", RuntimeWarning)
+
+
 def _ignore_reads_finishing_after_a_failed_restore() -> None:
     """Silences the leftovers of TensorStore reads that outlive a failed restore.
 
@@ -247,11 +254,7 @@ class Checkpointer:
                 meta = dict(restored["meta"])
                 self._check(step, state, meta)
             except Exception as error:  # fall back to an older checkpoint
-                _FAILED_READS.add(str(self.directory / str(step)))
-                # The aborted restore's pending coroutines warn when they are collected.
-                warnings.filterwarnings(
-                    "ignore", r"coroutine '[\w.]+' was never awaited", RuntimeWarning
-                )
+                _restore_failed(self.directory / str(step))
                 reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
                 self.skipped.append((step, reason))
                 continue

@@ -5,9 +5,8 @@ continuously while the true MI steps through ``levels`` (default 2, 4, 6, 8, 10 
 ``steps_per_level`` steps each). Every step draws a fresh batch from the level's task, logs
 the estimate on it, then takes one Adam step. :func:`staircase_program` is the whole
 staircase as one pure function of a PRNG key (``jit`` it; :func:`over_seeds` runs it for a
-batch of seeds), and
-several estimators can share it; :func:`level_metrics` reduces its history to the bias,
-variance and MSE of each level (Cheng et al. 2020, "CLUB").
+batch of seeds), and several estimators can share it; :func:`level_metrics` reduces its
+history to the bias, variance and MSE of each level (Cheng et al. 2020, "CLUB").
 
 Estimation from a fixed sample is :func:`factorcl_jax.estimate.estimate_mi` (train on one
 part, early-stop and estimate on the other); the tasks with known MI are in

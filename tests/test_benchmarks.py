@@ -14,14 +14,14 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def run_script(name, *args, timeout=600):
+    """``python benchmarks/NAME.py ARGS...`` from the repository root."""
+    command = [sys.executable, f"benchmarks/{name}.py", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
 def run_benchmark(name, out):
-    result = subprocess.run(
-        [sys.executable, f"benchmarks/{name}.py", "--quick", "--repeats", "1", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_script(name, "--quick", "--repeats", "1", "--out", out)
     assert result.returncode == 0, result.stderr
     return json.loads((out / "results.json").read_text())
 
@@ -65,13 +65,7 @@ def test_benchmark_writes_its_rows(tmp_path, name, keys, impls):
 
 @pytest.mark.slow
 def test_memory_benchmark_measures_every_way_and_the_ring_equals_dense(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/memory.py", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = run_script("memory", "--quick", "--out", tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["rows"]
@@ -99,27 +93,21 @@ def test_memory_benchmark_measures_every_way_and_the_ring_equals_dense(tmp_path)
 @pytest.mark.slow
 def test_revisions_benchmark_times_both_trees_and_breaks_the_step_into_products(tmp_path):
     """This checkout against itself: every workload on both trees, the same estimates."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/revisions.py",
-            "--baseline",
-            str(ROOT),
-            "--workloads",
-            "staircase",
-            "FactorCL-SUP",
-            "--steps",
-            "20",
-            "--step-calls",
-            "1",
-            "--repeats",
-            "1",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "revisions",
+        "--baseline",
+        ROOT,
+        "--workloads",
+        "staircase",
+        "FactorCL-SUP",
+        "--steps",
+        20,
+        "--step-calls",
+        1,
+        "--repeats",
+        1,
+        "--out",
+        tmp_path,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr
@@ -138,13 +126,7 @@ def test_revisions_benchmark_times_both_trees_and_breaks_the_step_into_products(
 
 
 def test_revisions_benchmark_refuses_a_folder_without_the_package(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/revisions.py", "--baseline", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("revisions", "--baseline", tmp_path, timeout=120)
     assert result.returncode != 0
     assert "not a source tree of factorcl_jax" in result.stderr
     assert "Traceback" not in result.stderr
