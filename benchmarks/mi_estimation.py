@@ -128,6 +128,7 @@ ACCURACY_COLUMNS = [
     "in_sample",
     "best_step",
     "seconds",
+    "diverged",
 ]
 STAIRCASE_COLUMNS = [
     "task",
@@ -237,13 +238,22 @@ def run_accuracy(args: argparse.Namespace) -> list[dict[str, Any]]:
     for task in tasks:
         for name in [*args.estimators, *(["bmi_infonce", "bmi_nwj"] if bmi_results else [])]:
             values, seconds, stderr, in_sample, best = [], [], [], [], []
+            diverged = 0
             for seed in range(args.seeds):
                 if name.startswith("bmi_"):
                     value, spent = bmi_results[(task.name, seed)][name]
                     values.append(value)
                     seconds.append(spent)
                     continue
-                result = estimate.estimate_mi(*samples[(task.name, seed)], bound=name, seed=seed)
+                try:
+                    result = estimate.estimate_mi(
+                        *samples[(task.name, seed)], bound=name, seed=seed
+                    )
+                except estimate.NonFiniteEstimateError as error:
+                    # Counted in the row's `diverged` column, left out of its mean.
+                    print(f"{task.name}, seed {seed}: {error}", file=sys.stderr)
+                    diverged += 1
+                    continue
                 values.append(result.estimate)
                 seconds.append(result.seconds)
                 stderr.append(result.stderr)
@@ -254,14 +264,15 @@ def run_accuracy(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "bmi_task": BMI_TASKS.get(task.name, "-"),
                 "estimator": name,
                 "true_mi": task.true_mi,
-                "estimate": float(np.mean(values)),
-                "bias": float(np.mean(values) - task.true_mi),
-                "std": float(np.std(values)),
+                "estimate": float(np.mean(values)) if values else math.nan,
+                "bias": float(np.mean(values) - task.true_mi) if values else math.nan,
+                "std": float(np.std(values)) if values else math.nan,
                 "stderr": float(np.mean(stderr)) if stderr else None,
                 "in_sample": float(np.mean(in_sample)) if in_sample else None,
                 "best_step": float(np.mean(best)) if best else None,
-                "seconds": float(np.mean(seconds)),
-                "first_call_seconds": seconds[0],
+                "seconds": float(np.mean(seconds)) if seconds else math.nan,
+                "first_call_seconds": seconds[0] if seconds else math.nan,
+                "diverged": diverged,
                 "values": values,
                 "seeds": args.seeds,
                 "num_samples": args.fixed_samples,

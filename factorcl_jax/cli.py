@@ -199,7 +199,7 @@ TABLE_SUFFIXES = (".npy", ".npz", ".csv")
 
 
 def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
-    """A ``[rows, features]`` float32 array from ``.npy``/``.npz``/``.csv``; 1-D is one feature.
+    """A ``[rows, features]`` float64 array from ``.npy``/``.npz``/``.csv``; 1-D is one feature.
 
     Never unpickles (``allow_pickle=False``); refuses, in one line naming the file, what is
     missing, a directory, empty, unreadable, not of its format, not real numbers (complex
@@ -251,7 +251,7 @@ def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
     if array.ndim != 2:
         raise UsageError(f"{path}: expected a [rows, features] array, got shape {array.shape}")
     try:
-        return validation.check_real_array(array, str(path))
+        return validation.check_real_array(array, str(path), dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from None
 
@@ -305,8 +305,10 @@ def _command_estimate(args: argparse.Namespace) -> int:
             f"{x.shape[0]} and {y.shape[0]}"
         )
     estimator = estimate.get_estimator(args.bound)
-    # Checked before the estimate: a finished run in --out is never overwritten.
-    out = reporting.make_run_dir(args.out, "estimate") if args.out or args.plot else None
+    # Checked before the estimate (a finished run in --out is never overwritten), created
+    # once it succeeded: a failed estimate leaves no directory behind.
+    if args.out:
+        reporting.check_run_dir(args.out)
     critic = None
     if args.critic != "concat" or args.hidden is not None:
         kind = "gaussian" if estimator.gaussian else args.critic
@@ -327,6 +329,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     settings = result.settings
+    out = reporting.make_run_dir(args.out, "estimate") if args.out or args.plot else None
     print(result.summary())
     print(
         f"in-sample (training pairs): {result.in_sample:.3g} nats; critic "
@@ -352,12 +355,13 @@ def _command_estimate(args: argparse.Namespace) -> int:
             "curve": {k: v.tolist() for k, v in result.curve.items()},
             "history": result.history.tolist(),
         }
-        reporting.write_json(out / "results.json", summary)
         if args.plot:
             path = plotting.plot_mi_history(
                 result.history, out / "mi_history.png", bound=args.bound, estimate=result.estimate
             )
             print(f"plot: {path}")
+        # Last: results.json marks a finished run.
+        reporting.write_json(out / "results.json", summary)
         print(f"wrote {out / 'results.json'}")
     return 0
 

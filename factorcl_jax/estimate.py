@@ -229,8 +229,9 @@ def init_critic_state(
 
 
 def _validate_samples(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = check_real_array(x, "x", ndim=2)
-    y = check_real_array(y, "y", ndim=2)
+    # float64 until standardised: a small signal on a large offset survives the rescaling.
+    x = check_real_array(x, "x", ndim=2, dtype=np.float64)
+    y = check_real_array(y, "y", ndim=2, dtype=np.float64)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"`x` and `y` must have the same number of rows (paired samples), "
@@ -272,18 +273,20 @@ def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
         batch_size    = min(128, largest power of two <= num_train / 4), at least 2
         learning_rate = 3e-3                                        Adam
         eval_every    = 100 steps;  patience = 3 evaluations
-        max_steps     = clip(40 * num_train / batch_size, 500, 4000), a multiple of eval_every
+        max_steps     = clip(100 * num_train / batch_size, 1000, 4000), a multiple of eval_every
 
     One hidden ReLU layer keeps the pairwise head free of matrix products
     (:func:`~factorcl_jax.critics.relu_pair_head`), so a step costs ``O(batch^2 * hidden)``
     elementwise work; its width grows with the input dimensions. The batch keeps at least
     four batches in the training part (so minibatches differ) and caps InfoNCE's
-    ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 40 passes over
-    the training pairs; early stopping usually ends sooner.
+    ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 100 passes over
+    the training pairs (high-MI tasks keep improving for that long); early stopping ends
+    sooner wherever the held-out objective stops improving, so the budget costs time only
+    where training still gains.
 
     Example:
       >>> default_settings(2500, 5, 5)
-      Settings(hidden=(80,), batch_size=128, max_steps=700, learning_rate=0.003,
+      Settings(hidden=(80,), batch_size=128, max_steps=1900, learning_rate=0.003,
                eval_every=100, patience=3)
     """
     num_train = check_int(num_train, "num_train", minimum=2)
@@ -291,12 +294,17 @@ def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
     width = int(np.clip(8 * dims, 64, 256))
     batch_size = max(2, min(128, 2 ** math.floor(math.log2(max(num_train // 4, 1)))))
     eval_every = 100
-    steps = int(np.clip(40 * num_train / batch_size, 500, 4000))
+    steps = int(np.clip(100 * num_train / batch_size, 1000, 4000))
     max_steps = max(eval_every, steps // eval_every * eval_every)
     return Settings((width,), batch_size, max_steps, 3e-3, eval_every, 3)
 
 
 # ------------------------------------------------------------------------------- protocol
+
+
+class NonFiniteEstimateError(FloatingPointError):
+    """Raised by :func:`estimate_mi` when training diverged: no evaluation had a finite
+    held-out objective, or the kept critic's batch estimates are NaN/inf."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,8 +315,9 @@ class MIEstimate:
       estimate: held-out estimate (nats): the mean over disjoint held-out batches of the
         critic at its best checkpoint (averaged over folds with ``folds``).
       stderr: its standard error, ``std(batch estimates) / sqrt(number of batches)``.
-      in_sample: the same critic's estimate on disjoint batches of its *training* pairs; a
-        value well above ``estimate`` means the critic memorised pairs.
+      in_sample: the same critic's estimate on disjoint batches of its *training* pairs (as
+        many as held-out batches, fewer when the training part is smaller); a value well
+        above ``estimate`` means the critic memorised pairs.
       bound: the estimator's name.
       best_step: training steps at the best checkpoint (mean over folds).
       steps_run: training steps before early stopping (mean over folds).
@@ -355,8 +364,9 @@ class _Fit(NamedTuple):
     """What the compiled training program returns for one split."""
 
     params: Any
+    best_objective: Array  # held-out training objective at the best evaluation (-inf: none)
     heldout_batches: Array  # [batches] held-out estimates at the best evaluation
-    in_sample_batches: Array  # [batches] training-pair estimates at the best evaluation
+    in_sample_batches: Array  # [in-sample batches] training-pair estimates, same evaluation
     best_evaluation: Array  # index of the best evaluation
     evaluations: Array  # evaluations run
     curve: Array  # [max evaluations, 3]: held-out objective, held-out and in-sample estimate
@@ -373,13 +383,15 @@ def _fit_program(
     critic: nn.Module,
     settings: Settings,
     num_heldout_batches: int,
+    num_in_sample_batches: int,
     block_size: int | None,
 ) -> Callable[..., _Fit]:
     """``(key, x_train, y_train, x_held, y_held) -> _Fit`` as one pure, jit-able function.
 
     A ``lax.while_loop`` over evaluations: each runs a ``lax.scan`` of ``eval_every``
     training steps on minibatches of the training pairs (without replacement within a
-    batch), then scores the held-out batches and as many training batches; it stops after
+    batch), then scores the held-out batches and ``num_in_sample_batches`` batches of
+    training pairs; it stops after
     ``patience`` evaluations without a better held-out training objective or at
     ``max_steps``, keeping the critic of the best evaluation.
     """
@@ -402,9 +414,9 @@ def _fit_program(
         state = init_critic_state(
             estimator, critic, optimizer, init_key, x_train[:batch], y_train[:batch]
         )
-        # Held-out batches, then as many batches of training pairs: one evaluation program.
-        x_eval = jnp.concatenate([x_held, _batches(x_train, num_heldout_batches, batch)])
-        y_eval = jnp.concatenate([y_held, _batches(y_train, num_heldout_batches, batch)])
+        # Held-out batches, then batches of training pairs: one evaluation program.
+        x_eval = jnp.concatenate([x_held, _batches(x_train, num_in_sample_batches, batch)])
+        y_eval = jnp.concatenate([y_held, _batches(y_train, num_in_sample_batches, batch)])
 
         def train_step(state: CriticState, rows: Array) -> tuple[CriticState, Array]:
             return critic_step(
@@ -439,7 +451,7 @@ def _fit_program(
             history = jax.lax.dynamic_update_slice(history, estimates, (index * chunk,))
             objectives, estimates = evaluate(state, x_eval, y_eval)
             objective = jnp.mean(objectives[:num_heldout_batches])
-            held, in_sample = jnp.split(estimates, 2)
+            held, in_sample = jnp.split(estimates, [num_heldout_batches])
             row = jnp.stack([objective, jnp.mean(held), jnp.mean(in_sample)])
             curve = curve.at[index].set(row)
             better = objective > best[0]
@@ -450,13 +462,12 @@ def _fit_program(
             )
             return index + 1, jnp.where(better, 0, stale + 1), state, best, history, curve
 
-        held_shape = (num_heldout_batches,)
         best = (
             jnp.array(-jnp.inf),
             jnp.array(0),
             state.params,
-            jnp.zeros(held_shape),
-            jnp.zeros(held_shape),
+            jnp.full((num_heldout_batches,), jnp.nan),
+            jnp.full((num_in_sample_batches,), jnp.nan),
         )
         carry = (
             jnp.array(0),
@@ -467,19 +478,27 @@ def _fit_program(
             jnp.full((max_evaluations, 3), jnp.nan),
         )
         evaluations, _, _, best, history, curve = jax.lax.while_loop(not_done, body, carry)
-        _, best_index, params, held, in_sample = best
-        return _Fit(params, held, in_sample, best_index, evaluations, curve, history)
+        objective, best_index, params, held, in_sample = best
+        return _Fit(params, objective, held, in_sample, best_index, evaluations, curve, history)
 
     return fit
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled_fit_program(
-    bound: str, critic: nn.Module, settings: Settings, batches: int, block_size: int | None
+    bound: str,
+    critic: nn.Module,
+    settings: Settings,
+    batches: int,
+    in_sample_batches: int,
+    block_size: int | None,
 ) -> Callable[..., _Fit]:
     """The jitted :func:`_fit_program`, kept so that calls with equal settings (seeds, folds,
     tasks of the same shape) compile once."""
-    return jax.jit(_fit_program(ESTIMATORS[bound], critic, settings, batches, block_size))
+    estimator = ESTIMATORS[bound]
+    return jax.jit(
+        _fit_program(estimator, critic, settings, batches, in_sample_batches, block_size)
+    )
 
 
 def _split_rows(
@@ -549,12 +568,17 @@ def estimate_mi(
       patience: evaluations without improvement before stopping (default 3).
       heldout_fraction: share of the pairs held out, in ``(0, 1)`` (ignored with ``folds``).
       folds: ``k >= 2`` for k-fold estimation (``k`` trainings), or ``None``.
-      standardize: standardise features with the training part's statistics.
+      standardize: standardise features with the training part's statistics, in float64
+        (then the computation runs in float32).
       seed: seed of the split, the initialisation and the minibatches, in ``[0, 2**63)``.
       block_size: row block of :func:`~factorcl_jax.critics.pairwise_scores`.
 
     Returns:
       An :class:`MIEstimate`; ``str(result.summary())`` is a one-line report.
+
+    Raises:
+      NonFiniteEstimateError: training diverged (no finite held-out objective, or NaN/inf
+        estimates at the kept critic), e.g. with a learning rate far too high.
 
     Example:
       >>> import numpy as np
@@ -606,7 +630,8 @@ def estimate_mi(
     elif not isinstance(critic, nn.Module):
         raise TypeError(f"`critic` must be a flax.linen Module or None, got {critic!r}")
     batches = num_heldout // settings.batch_size
-    program = _compiled_fit_program(bound, critic, settings, batches, block_size)
+    in_sample_batches = min(batches, num_train // settings.batch_size)
+    program = _compiled_fit_program(bound, critic, settings, batches, in_sample_batches, block_size)
     fits = []
     for index, (train_rows, held_rows) in enumerate(splits):
         x_train, y_train = x[train_rows[:num_train]], y[train_rows[:num_train]]
@@ -616,12 +641,16 @@ def estimate_mi(
                 _standardized(x_train, x_held),
                 _standardized(y_train, y_held),
             )
+        x_train, y_train, x_held, y_held = (
+            array.astype(np.float32) for array in (x_train, y_train, x_held, y_held)
+        )
         held = [
             _batches(jnp.asarray(array), batches, settings.batch_size) for array in (x_held, y_held)
         ]
         fits.append(
             jax.device_get(program(jax.random.fold_in(fit_key, index), x_train, y_train, *held))
         )
+    _check_finite(fits, bound, settings)
     heldout_batches = np.concatenate([np.asarray(f.heldout_batches, np.float64) for f in fits])
     in_sample = np.concatenate([np.asarray(f.in_sample_batches, np.float64) for f in fits])
     first = fits[0]
@@ -652,10 +681,38 @@ def estimate_mi(
     )
 
 
+def _check_finite(fits: Sequence[_Fit], bound: str, settings: Settings) -> None:
+    """Raises :class:`NonFiniteEstimateError` unless every split kept a critic whose held-out
+    objective and batch estimates (held-out and in-sample) are finite."""
+    for index, fit in enumerate(fits):
+        split = f" (fold {index + 1} of {len(fits)})" if len(fits) > 1 else ""
+        if not np.isfinite(fit.best_objective):
+            first = fit.curve[0, 0]
+            raise NonFiniteEstimateError(
+                f"{bound}: training diverged{split}: the held-out objective was never finite "
+                f"(first evaluation, step {settings.eval_every}: {first}); try a lower "
+                f"`learning_rate` (was {settings.learning_rate:g})"
+            )
+        for name, values in (
+            ("held-out", fit.heldout_batches),
+            ("in-sample", fit.in_sample_batches),
+        ):
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            if bad:
+                raise NonFiniteEstimateError(
+                    f"{bound}: {bad} {name} batch estimate(s) are NaN or inf at the best "
+                    f"evaluation (step {(int(fit.best_evaluation) + 1) * settings.eval_every})"
+                    f"{split}; try a lower `learning_rate` (was {settings.learning_rate:g})"
+                )
+
+
 def _standardized(train: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both parts centred and scaled by the training part's per-feature mean and std."""
+    """Both float64 parts centred and scaled by the training part's per-feature mean and std.
+
+    A feature constant on the training part is only centred.
+    """
     mean, std = train.mean(axis=0), train.std(axis=0)
-    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    std = np.where(std > 0, std, 1.0)
     return (train - mean) / std, (held - mean) / std
 
 

@@ -14,6 +14,24 @@ from factorcl_jax.rundir import RunDirectoryError, atomic_write_text
 __all__ = ["format_table", "make_run_dir", "write_json"]
 
 
+def check_run_dir(out: str | pathlib.Path) -> pathlib.Path:
+    """``out`` as a path, after checking that a run may be written there (nothing created).
+
+    Raises:
+      RunDirectoryError: ``out`` is a file, or already holds a finished run's
+        ``results.json`` (which is never overwritten).
+    """
+    path = pathlib.Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunDirectoryError(f"--out {path} is a file, not a directory")
+    if (path / "results.json").exists():
+        raise RunDirectoryError(
+            f"{path} already holds a finished run ({path / 'results.json'}); give a new "
+            "--out, or move that run away first"
+        )
+    return path
+
+
 def make_run_dir(out: str | pathlib.Path | None, name: str) -> pathlib.Path:
     """Returns ``out`` (created), or a fresh ``runs/NAME-YYYYmmdd-HHMMSS[-k]`` directory.
 
@@ -22,14 +40,7 @@ def make_run_dir(out: str | pathlib.Path | None, name: str) -> pathlib.Path:
         ``results.json`` (which is never overwritten).
     """
     if out is not None:
-        path = pathlib.Path(out)
-        if path.exists() and not path.is_dir():
-            raise RunDirectoryError(f"--out {path} is a file, not a directory")
-        if (path / "results.json").exists():
-            raise RunDirectoryError(
-                f"{path} already holds a finished run ({path / 'results.json'}); give a new "
-                "--out, or move that run away first"
-            )
+        path = check_run_dir(out)
         path.mkdir(parents=True, exist_ok=True)
         return path
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

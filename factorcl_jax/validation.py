@@ -137,9 +137,12 @@ def check_float_matrix(value: Any, name: str, *, axes: str = "[n, m]") -> None:
 
 
 def check_real_array(
-    array: Any, name: str, *, ndim: int | None = None, min_rows: int = 1
+    array: Any, name: str, *, ndim: int | None = None, min_rows: int = 1, dtype: Any = np.float32
 ) -> np.ndarray:
-    """``array`` as a finite float32 NumPy array of real numbers.
+    """``array`` as a finite NumPy array of real numbers, of ``dtype`` (float32 by default).
+
+    ``dtype=np.float64`` keeps what float32 would round away (e.g. a small signal on a large
+    offset) for a caller that rescales the data before computing in float32.
 
     Refuses, naming ``name``: non-numeric, boolean and complex dtypes (``TypeError``; the
     imaginary part is never dropped), a rank other than ``ndim``, fewer than ``min_rows``
@@ -174,4 +177,4 @@ def check_real_array(
             f"{_name(name)} holds values up to {largest:.3g}, which overflow float32 "
             f"(largest {FLOAT32_MAX:.3g}); rescale the data"
         )
-    return array.astype(np.float32)
+    return array.astype(dtype)

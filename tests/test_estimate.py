@@ -108,6 +108,36 @@ def test_estimate_is_deterministic_per_seed(gaussian):
     assert not np.array_equal(a.history, c.history)
 
 
+def test_affine_rescaling_leaves_the_estimate_unchanged(gaussian):
+    """MI is invariant to per-feature affine maps, and so is the standardised estimate: a
+    signal of 1e-6 on an offset of 5e3 (below float32's resolution there) still counts."""
+    _, (x, y) = gaussian
+    x, y = x[:400].astype(np.float64), y[:400].astype(np.float64)
+    small = dict(max_steps=100, batch_size=32, hidden=(16,))
+    plain = estimate_mi(x, y, **small)
+    rescaled = estimate_mi(x * 1e6 - 3.0, y * 1e-6 + 5e3, **small)
+    assert plain.estimate > 0.3, plain.summary()
+    assert rescaled.estimate == pytest.approx(plain.estimate, abs=0.02)
+
+
+@pytest.mark.parametrize("bound", ["nwj", "js"])
+def test_diverged_training_raises_instead_of_reporting_a_value(gaussian, bound):
+    """With a learning rate far too high, NWJ's held-out objective is NaN and JS's -inf from
+    the first evaluation on: no critic is ever kept, and that is an error, not 0 nats."""
+    _, (x, y) = gaussian
+    with pytest.raises(estimate.NonFiniteEstimateError, match=r"training diverged.*learning_rate"):
+        estimate_mi(x[:400], y[:400], bound=bound, learning_rate=1e6, max_steps=100, hidden=(8,))
+
+
+def test_a_small_training_part_scores_as_many_in_sample_batches_as_it_holds(gaussian):
+    _, (x, y) = gaussian
+    result = estimate_mi(
+        x[:400], y[:400], heldout_fraction=0.9, batch_size=16, max_steps=100, hidden=(8,)
+    )
+    assert result.num_train == 40 and result.num_heldout == 360 // 16 * 16
+    assert np.isfinite(result.estimate) and np.isfinite(result.in_sample)
+
+
 @pytest.mark.slow
 def test_blocked_estimate_matches_dense(gaussian):
     _, (x, y) = gaussian
@@ -126,9 +156,9 @@ def test_explicit_critic_is_used():
 
 
 def test_default_settings_follow_the_documented_rule():
-    assert default_settings(2500, 5, 5) == estimate.Settings((80,), 128, 700, 3e-3, 100, 3)
+    assert default_settings(2500, 5, 5) == estimate.Settings((80,), 128, 1900, 3e-3, 100, 3)
     small = default_settings(100, 1, 1)
-    assert small.hidden == (64,) and small.batch_size == 16 and small.max_steps == 500
+    assert small.hidden == (64,) and small.batch_size == 16 and small.max_steps == 1000
     large = default_settings(100_000, 25, 25)
     assert large.hidden == (256,) and large.batch_size == 128 and large.max_steps == 4000
 

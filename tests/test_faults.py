@@ -542,6 +542,24 @@ CASES = {
         ["estimate", save(t / "x.npy", np.zeros((10, 2))), save(t / "y.npy", np.zeros((9, 2)))],
         "same number of rows",
     ),
+    "diverged estimate": lambda t: (
+        [
+            "estimate",
+            save(t / "x.npy", np.arange(400.0).reshape(200, 2)),
+            t / "x.npy",
+            "--bound",
+            "nwj",
+            "--learning-rate",
+            "1e6",
+            "--steps",
+            "100",
+            "--hidden",
+            "8",
+            "--out",
+            t / "est",
+        ],
+        "training diverged",
+    ),
     # ---- convert-multibench
     "convert without --trust-pickle": convert_case(
         lambda t: [
@@ -1062,7 +1080,9 @@ def test_csv_rows_are_never_dropped_silently(tmp_path, text, rows):
 
     path = tmp_path / "x.csv"
     path.write_text(text, encoding="utf-8")
-    np.testing.assert_array_equal(_load_table(path, None), np.asarray(rows, np.float32))
+    loaded = _load_table(path, None)
+    assert loaded.dtype == np.float64  # estimate_mi standardises before float32
+    np.testing.assert_array_equal(loaded, np.asarray(rows, np.float64))
 
 
 def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
