@@ -391,9 +391,8 @@ def _fit_program(
     A ``lax.while_loop`` over evaluations: each runs a ``lax.scan`` of ``eval_every``
     training steps on minibatches of the training pairs (without replacement within a
     batch), then scores the held-out batches and ``num_in_sample_batches`` batches of
-    training pairs; it stops after
-    ``patience`` evaluations without a better held-out training objective or at
-    ``max_steps``, keeping the critic of the best evaluation.
+    training pairs; it stops after ``patience`` evaluations without a better held-out
+    training objective or at ``max_steps``, keeping the critic of the best evaluation.
     """
     optimizer = optax.adam(settings.learning_rate)
     batch, chunk = settings.batch_size, settings.eval_every
