@@ -691,7 +691,13 @@ def test_signals_outside_training_stop_in_one_line(
 
     monkeypatch.setattr(cli, "build_parser", _parser_with(cli, "probe", interrupted))
     before = signal.getsignal(signal.SIGTERM)
-    code, captured = run_in_process(["probe", tmp_path], capsys)
+    # Python's own SIGINT handler, whatever the launcher left (a shell starts background jobs
+    # with SIGINT ignored, and Python then keeps it ignored).
+    sigint_before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, captured = run_in_process(["probe", tmp_path], capsys)
+    finally:
+        signal.signal(signal.SIGINT, sigint_before)
     assert_one_line(code, captured.err, code=status, prefix=f"factorcl-jax: {message}")
     assert signal.getsignal(signal.SIGTERM) is before  # the command restored it
 
