@@ -264,13 +264,17 @@ class Settings:
     patience: int
 
 
-def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
-    """The default critic, batch and step budget for ``num_train`` training pairs.
+def default_settings(
+    num_train: int, x_dim: int, y_dim: int, num_heldout: int | None = None
+) -> Settings:
+    """The default critic, batch and step budget for ``num_train`` training pairs and
+    ``num_heldout`` held-out pairs (default: as many as ``num_train``).
 
     The rule (each part overridable in :func:`estimate_mi`)::
 
         hidden        = (clip(8 * (x_dim + y_dim), 64, 256),)     one ReLU layer
-        batch_size    = min(128, largest power of two <= num_train / 4), at least 2
+        batch_size    = min(128, largest power of two <= min(num_train, num_heldout) / 4),
+                        at least 2
         learning_rate = 3e-3                                        Adam
         eval_every    = 100 steps;  patience = 3 evaluations
         max_steps     = clip(100 * num_train / batch_size, 1000, 4000), a multiple of eval_every
@@ -278,7 +282,8 @@ def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
     One hidden ReLU layer keeps the pairwise head free of matrix products
     (:func:`~factorcl_jax.critics.relu_pair_head`), so a step costs ``O(batch^2 * hidden)``
     elementwise work; its width grows with the input dimensions. The batch keeps at least
-    four batches in the training part (so minibatches differ) and caps InfoNCE's
+    four batches in each part (minibatches differ; the held-out standard error has several
+    batches to go on) and caps InfoNCE's
     ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 100 passes over
     the training pairs (high-MI tasks keep improving for that long); early stopping ends
     sooner wherever the held-out objective stops improving, so the budget costs time only
@@ -290,9 +295,13 @@ def default_settings(num_train: int, x_dim: int, y_dim: int) -> Settings:
                eval_every=100, patience=3)
     """
     num_train = check_int(num_train, "num_train", minimum=2)
+    num_heldout = (
+        num_train if num_heldout is None else check_int(num_heldout, "num_heldout", minimum=2)
+    )
     dims = check_positive_int(x_dim, "x_dim") + check_positive_int(y_dim, "y_dim")
     width = int(np.clip(8 * dims, 64, 256))
-    batch_size = max(2, min(128, 2 ** math.floor(math.log2(max(num_train // 4, 1)))))
+    smaller_part = min(num_train, num_heldout)
+    batch_size = max(2, min(128, 2 ** math.floor(math.log2(max(smaller_part // 4, 1)))))
     eval_every = 100
     steps = int(np.clip(100 * num_train / batch_size, 1000, 4000))
     max_steps = max(eval_every, steps // eval_every * eval_every)
@@ -612,6 +621,11 @@ def estimate_mi(
     splits = _split_rows(num_samples, heldout_fraction, folds, split_key)
     num_train = min(len(train) for train, _ in splits)
     num_heldout = min(len(held) for _, held in splits)
+    if min(num_train, num_heldout) < 2:
+        raise ValueError(
+            f"`heldout_fraction` = {heldout_fraction} of {num_samples} pairs leaves {num_train} "
+            f"training and {num_heldout} held-out pairs; each part needs at least 2"
+        )
     settings = _resolve_settings(
         num_train,
         num_heldout,
@@ -629,6 +643,13 @@ def estimate_mi(
     elif not isinstance(critic, nn.Module):
         raise TypeError(f"`critic` must be a flax.linen Module or None, got {critic!r}")
     batches = num_heldout // settings.batch_size
+    if batches * len(splits) < 2:
+        raise ValueError(
+            f"the {num_heldout} held-out pairs make {batches} batch of `batch_size` = "
+            f"{settings.batch_size}; the standard error needs at least 2: hold out more pairs "
+            "(`heldout_fraction`), use `folds`"
+            + (", or a smaller `batch_size`" if settings.batch_size > 2 else ", or more pairs")
+        )
     in_sample_batches = min(batches, num_train // settings.batch_size)
     program = _compiled_fit_program(bound, critic, settings, batches, in_sample_batches, block_size)
     fits = []
@@ -723,7 +744,7 @@ def _resolve_settings(
     **given: Any,
 ) -> Settings:
     """:func:`default_settings`, with every argument given explicitly validated and used."""
-    defaults = default_settings(num_train, x_dim, y_dim)
+    defaults = default_settings(num_train, x_dim, y_dim, num_heldout)
     chosen = {}
     for field in dataclasses.fields(Settings):
         value = given[field.name]

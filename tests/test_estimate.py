@@ -161,6 +161,9 @@ def test_default_settings_follow_the_documented_rule():
     assert small.hidden == (64,) and small.batch_size == 16 and small.max_steps == 1000
     large = default_settings(100_000, 25, 25)
     assert large.hidden == (256,) and large.batch_size == 128 and large.max_steps == 4000
+    # A small held-out part sizes the batch too: 20 held-out pairs make 5 batches of 4.
+    lopsided = default_settings(380, 2, 2, num_heldout=20)
+    assert lopsided.batch_size == 4 and lopsided.max_steps == 4000
 
 
 @pytest.mark.parametrize(
@@ -178,6 +181,12 @@ def test_default_settings_follow_the_documented_rule():
         ({"eval_every": 30, "max_steps": 100}, ValueError, "multiple of `eval_every`"),
         ({"patience": 0}, ValueError, "`patience`"),
         ({"heldout_fraction": 1.0}, ValueError, "`heldout_fraction`"),
+        ({"heldout_fraction": 0.001}, ValueError, "0 held-out pairs; each part needs at least 2"),
+        (
+            {"heldout_fraction": 0.2, "batch_size": 16},
+            ValueError,
+            "20 held-out pairs make 1 batch .* needs at least 2",
+        ),
         ({"heldout_fraction": 0}, ValueError, "`heldout_fraction`"),
         ({"folds": 1}, ValueError, "`folds`"),
         ({"folds": 50}, ValueError, "`folds`"),
