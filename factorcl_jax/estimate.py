@@ -44,6 +44,7 @@ __all__ = [
     "CriticState",
     "Estimator",
     "MIEstimate",
+    "NonFiniteEstimateError",
     "Settings",
     "critic_kinds_for",
     "critic_outputs",
