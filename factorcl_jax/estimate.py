@@ -284,11 +284,10 @@ def default_settings(
     (:func:`~factorcl_jax.critics.relu_pair_head`), so a step costs ``O(batch^2 * hidden)``
     elementwise work; its width grows with the input dimensions. The batch keeps at least
     four batches in each part (minibatches differ; the held-out standard error has several
-    batches to go on) and caps InfoNCE's
-    ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about 100 passes over
-    the training pairs (high-MI tasks keep improving for that long); early stopping ends
-    sooner wherever the held-out objective stops improving, so the budget costs time only
-    where training still gains.
+    batches to go on) and caps InfoNCE's ``log(batch_size)`` ceiling at ``log 128 = 4.85``
+    nats. The budget is about 100 passes over the training pairs (high-MI tasks keep
+    improving for that long); early stopping ends sooner wherever the held-out objective
+    stops improving, so the budget costs time only where training still gains.
 
     Example:
       >>> default_settings(2500, 5, 5)

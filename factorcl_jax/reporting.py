@@ -11,7 +11,7 @@ from typing import Any
 
 from factorcl_jax.rundir import RunDirectoryError, atomic_write_text
 
-__all__ = ["format_table", "make_run_dir", "write_json"]
+__all__ = ["check_run_dir", "format_table", "make_run_dir", "write_json"]
 
 
 def check_run_dir(out: str | pathlib.Path) -> pathlib.Path:
