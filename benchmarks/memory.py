@@ -9,7 +9,7 @@ Two workloads:
   ``128 -> 512 -> 128``, scores are dot products).
 
 Modes: ``dense`` (the whole ``[n, m]`` pairwise head at once), ``blocked`` (row blocks),
-``tiled`` (row x column tiles, :mod:`factorcl_jax.tiled`). On 8 devices the step is the
+``tiled`` (row x column tiles, :mod:`factorcl_jax.bounds.tiled`). On 8 devices the step is the
 ``shard_map`` data-parallel one and the columns are exchanged by ``all_gather`` or by the
 ``ring``. Every configuration runs in a fresh subprocess and reports:
 

@@ -36,7 +36,7 @@ import optax
 
 from factorcl_jax import critics, estimate, mi_benchmark
 from factorcl_jax.data import mi_tasks
-from factorcl_jax.layers import MLP
+from factorcl_jax.networks.layers import MLP
 from factorcl_jax.reporting import format_table, make_run_dir, write_json
 
 from common import compiled_cost, copy_bandwidth_gbs, matmul_peak_gflops, timed, xla_cost

@@ -16,7 +16,7 @@ import optax
 from factorcl_jax import augment, critics, fusion, models, objectives, validation
 from factorcl_jax.config import RunConfig, augmentation_hyperparameters
 from factorcl_jax.encoders import GRUEncoder, TransformerEncoder
-from factorcl_jax.layers import compute_dtype_of
+from factorcl_jax.networks.layers import compute_dtype_of
 from factorcl_jax.objectives import Method
 from factorcl_jax.schedules import learning_rate_schedule, per_main_step
 from factorcl_jax.train import Trainer

@@ -12,17 +12,18 @@ Subcommands::
 :func:`main` is the command's one error boundary. A user mistake (unknown method, bad
 override, unreadable or malformed file, a run directory that is in use or already holds a
 run, a config too large for memory, a loss that turns NaN, ...) prints one line
-``factorcl-jax: error: ...`` and exits with status 2. SIGTERM and SIGINT during training
-save a checkpoint and exit with 143 and 130. Anything unexpected prints one line naming the
-exception and exits with status 1. ``--traceback`` (anywhere on the command line) shows the
-Python traceback instead. Warnings about the run (a checkpoint moved aside, ...) are one line
-``factorcl-jax: warning: ...``.
+``factorcl-jax: error: ...`` and exits with status 2. SIGTERM, SIGINT and SIGHUP during
+training save a checkpoint and exit with 143, 130 and 129. Anything unexpected prints one
+line naming the exception and exits with status 1. ``--traceback`` (anywhere on the command
+line) shows the Python traceback instead. Warnings about the run (a checkpoint moved aside,
+...) are one line ``factorcl-jax: warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import pathlib
 import signal
@@ -203,7 +204,7 @@ def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
 
     Never unpickles (``allow_pickle=False``); refuses, in one line naming the file, what is
     missing, a directory, empty, unreadable, not of its format, not real numbers (complex
-    included), non-finite, beyond float32's range, or without rows or features.
+    included), non-finite, beyond float64's range, or without rows or features.
     """
     from factorcl_jax import validation
 
@@ -305,19 +306,24 @@ def _command_estimate(args: argparse.Namespace) -> int:
             f"{x.shape[0]} and {y.shape[0]}"
         )
     estimator = estimate.get_estimator(args.bound)
+    if args.critic is not None and estimator.gaussian:
+        raise UsageError(
+            f"--critic does not apply to --bound {args.bound}: CLUB trains a Gaussian q(y|x)"
+        )
+    if args.folds is not None and args.heldout_fraction is not None:
+        raise UsageError(
+            "--heldout-fraction and --folds exclude each other (with --folds every fold is "
+            "held out once): give one of them"
+        )
     # Checked before the estimate (a finished run in --out is never overwritten), created
     # once it succeeded: a failed estimate leaves no directory behind.
     if args.out:
         reporting.check_run_dir(args.out)
-    critic = None
-    if args.critic != "concat" or args.hidden is not None:
-        kind = "gaussian" if estimator.gaussian else args.critic
-        critic = estimate.make_critic(kind, args.hidden or (64,))
     result = estimate.estimate_mi(
         x,
         y,
         bound=args.bound,
-        critic=critic,
+        critic=args.critic,
         hidden=args.hidden,
         batch_size=args.batch_size,
         max_steps=args.steps,
@@ -332,8 +338,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
     out = reporting.make_run_dir(args.out, "estimate") if args.out or args.plot else None
     print(result.summary())
     print(
-        f"in-sample (training pairs): {result.in_sample:.3g} nats; critic "
-        f"{type(critic).__name__ if critic else 'ConcatCritic'} {list(settings.hidden)}, "
+        f"in-sample (training pairs): {result.in_sample:.3g} nats; critic {result.critic}, "
         f"batch {settings.batch_size}, {result.steps_run} steps, {result.seconds:.1f} s"
     )
     if out is not None:
@@ -350,6 +355,8 @@ def _command_estimate(args: argparse.Namespace) -> int:
             "rows": int(x.shape[0]),
             "x_features": int(x.shape[1]),
             "y_features": int(y.shape[1]),
+            "critic": result.critic,
+            "duplicate_pairs": result.duplicates,
             "settings": {**vars(settings), "hidden": list(settings.hidden)},
             "seconds": result.seconds,
             "curve": {k: v.tolist() for k, v in result.curve.items()},
@@ -584,7 +591,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="infonce",
         help="infonce (default), nce_club, nwj, dv, mine, js, smile or club",
     )
-    estimate.add_argument("--critic", default="concat", choices=["concat", "separable"])
+    estimate.add_argument(
+        "--critic",
+        choices=["concat", "separable"],
+        help="the pairwise critic (default concat; not with --bound club)",
+    )
     estimate.add_argument(
         "--hidden",
         type=_positive_int,
@@ -605,11 +616,13 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument(
         "--heldout-fraction",
         type=float,
-        default=0.5,
-        help="share of the pairs held out for the estimate (default 0.5)",
+        help="share of the pairs held out for the estimate (default 0.5; not with --folds)",
     )
     estimate.add_argument(
-        "--folds", type=int, help="k-fold estimation: k trainings, each fold held out once"
+        "--folds",
+        type=int,
+        help="k-fold estimation: k trainings, each fold held out once (not with "
+        "--heldout-fraction)",
     )
     estimate.add_argument("--seed", type=int, default=0)
     estimate.add_argument("--plot", action="store_true", help="save the estimate's curve (PNG)")
@@ -677,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_traceback = "--traceback" in before_dashes
     if show_traceback:
         argv.remove("--traceback")
-    with warnings.catch_warnings(), _terminate_as_exception():
+    with warnings.catch_warnings(), _terminate_as_exception(), _without_absl_logs():
         from factorcl_jax.rundir import RunWarning
 
         warnings.simplefilter("always", RunWarning)
@@ -695,9 +708,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
+def _without_absl_logs() -> Iterator[None]:
+    """Orbax (and other Google libraries) log through absl; the command's output is its own
+    table, progress and one-line reports, so their log lines are dropped while it runs."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
 def _terminate_as_exception() -> Iterator[None]:
-    """Outside training (which saves a checkpoint first), SIGTERM stops the command like
-    Ctrl-C does: through the error boundary, in one line, with status 143."""
+    """Outside training (which saves a checkpoint first), SIGTERM and SIGHUP stop the command
+    like Ctrl-C does: through the error boundary, in one line, with status 143 / 129."""
     from factorcl_jax.preemption import Interrupted
 
     def stop(signum: int, frame: object) -> None:
@@ -706,11 +732,13 @@ def _terminate_as_exception() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, stop)
+    stopping = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in stopping}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _report_error(error: Exception, show_traceback: bool) -> int:

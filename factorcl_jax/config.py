@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from factorcl_jax import augment, objectives, rundir, validation
-from factorcl_jax.layers import COMPUTE_DTYPES
+from factorcl_jax.bounds.tiled import EXCHANGES
+from factorcl_jax.networks.layers import COMPUTE_DTYPES
 from factorcl_jax.schedules import SCHEDULES
-from factorcl_jax.tiled import EXCHANGES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -151,8 +151,8 @@ class AugmentConfig:
 class MemoryConfig:
     """Memory and devices: ``block_size`` rows per block of the pairwise critics (``None``:
     dense); ``column_block`` columns per tile (every bound computed over row x column tiles,
-    :mod:`factorcl_jax.tiled`); ``exchange`` how a data-parallel step meets the other devices'
-    columns (``"all_gather"`` or ``"ring"``); ``compute_dtype`` of matmuls and pair
+    :mod:`factorcl_jax.bounds.tiled`); ``exchange`` how a data-parallel step meets the other
+    devices' columns (``"all_gather"`` or ``"ring"``); ``compute_dtype`` of matmuls and pair
     activations (``"float32"`` or ``"bfloat16"``; parameters and reductions stay float32)."""
 
     block_size: int | None = None

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +28,9 @@ import optax
 from jax import Array
 
 from factorcl_jax import bounds, critics
+from factorcl_jax.networks.adapters import as_critic, as_gaussian
 from factorcl_jax.validation import (
+    FLOAT32_MAX,
     check_finite_float,
     check_int,
     check_positive_float,
@@ -42,11 +43,12 @@ __all__ = [
     "CRITIC_KINDS",
     "ESTIMATORS",
     "CriticState",
+    "DivergedEstimateError",
     "Estimator",
+    "ImplausibleEstimateError",
     "MIEstimate",
     "NonFiniteEstimateError",
     "Settings",
-    "critic_kinds_for",
     "critic_outputs",
     "critic_step",
     "default_settings",
@@ -63,12 +65,13 @@ class Estimator(NamedTuple):
     Attributes:
       training_objective: ``(outputs, carry) -> (objective, carry)``; the critic maximises
         ``objective``. ``carry`` is estimator state threaded through training (MINE's moving
-        average), ``None`` for stateless estimators.
+        average), ``None`` for stateless estimators. Estimators trained the same way share
+        this function (the same object), so one trained critic serves all of them.
       estimate: ``outputs -> scalar`` estimate in nats.
       init_carry: ``() -> carry`` at the start of training.
-      gaussian: whether the critic is a :class:`~factorcl_jax.critics.GaussianCritic`
-        (outputs ``(mean, log_variance, y)``) rather than a pairwise critic (outputs
-        ``[n, m]`` scores).
+      gaussian: whether the critic is a Gaussian ``q(y | x)`` (outputs
+        ``(mean, log_variance, y)``) rather than a pairwise critic (outputs ``[n, m]``
+        scores).
     """
 
     training_objective: Callable[[Any, Any], tuple[Array, Any]]
@@ -77,38 +80,52 @@ class Estimator(NamedTuple):
     gaussian: bool = False
 
 
-def _stateless(bound: Callable[[Array], Array]) -> Callable[[Any, Any], tuple[Array, Any]]:
-    return lambda outputs, carry: (bound(outputs), carry)
+def _training_objective(name: str) -> Callable[[Any, Any], tuple[Array, Any]]:
+    """``(outputs, carry) -> (objective, carry)`` of the bound ``name``."""
+    entry = bounds.BOUNDS[name]
+    if entry.gaussian:
+        return lambda outputs, carry: (bounds.gaussian_log_likelihood(*outputs), carry)
+    if entry.stateful:
+        return lambda outputs, carry: bounds.evaluate(name, outputs, state=carry)
+    return lambda outputs, carry: (bounds.evaluate(name, outputs), carry)
 
 
-def _mine_objective(scores: Array, state: bounds.MineState) -> tuple[Array, bounds.MineState]:
-    return bounds.mine(scores, state)
+def _estimate_of(name: str) -> Callable[[Any], Array]:
+    """``outputs -> estimate`` of the bound ``name`` (MINE's is its DV value)."""
+    entry = bounds.BOUNDS[name]
+    if entry.gaussian:
+        return lambda outputs: bounds.club_gaussian(*outputs)
+    if entry.stateful:
+        return lambda outputs: bounds.evaluate(name, outputs, state=bounds.mine_init())[0]
+    return lambda outputs: bounds.evaluate(name, outputs)
 
 
-def _gaussian_likelihood(outputs: tuple[Array, Array, Array], carry: None) -> tuple[Array, None]:
-    return bounds.gaussian_log_likelihood(*outputs), carry
+def _estimators() -> dict[str, Estimator]:
+    names = [entry.name for entry in bounds.BOUNDS.values() if entry.estimator]
+    training = {
+        trained_by: _training_objective(trained_by)
+        for trained_by in {bounds.BOUNDS[name].trained_by for name in names}
+    }
+    return {
+        name: Estimator(
+            training[bounds.BOUNDS[name].trained_by],
+            _estimate_of(name),
+            bounds.mine_init if bounds.BOUNDS[name].stateful else (lambda: None),
+            gaussian=bounds.BOUNDS[name].gaussian,
+        )
+        for name in names
+    }
 
 
-_INFONCE_TRAINING = _stateless(bounds.infonce)
-
-ESTIMATORS: dict[str, Estimator] = {
-    "infonce": Estimator(_INFONCE_TRAINING, bounds.infonce),
-    "nce_club": Estimator(_INFONCE_TRAINING, bounds.nce_club),
-    "nwj": Estimator(_stateless(bounds.nwj), bounds.nwj),
-    "dv": Estimator(_stateless(bounds.dv), bounds.dv),
-    "mine": Estimator(_mine_objective, bounds.dv, bounds.mine_init),
-    "js": Estimator(_stateless(bounds.js), bounds.js),
-    "smile": Estimator(_stateless(bounds.smile), bounds.smile),
-    "club": Estimator(
-        _gaussian_likelihood, lambda outputs: bounds.club_gaussian(*outputs), gaussian=True
-    ),
-}
-"""Estimators by name: the bounds of :mod:`factorcl_jax.bounds` with their training rule.
-``infonce`` and ``nce_club`` share one training rule (the same object), so one trained
-critic serves both."""
+ESTIMATORS: dict[str, Estimator] = _estimators()
+"""The estimators of :data:`factorcl_jax.bounds.BOUNDS` (those marked ``estimator``), each
+with its training rule: a lower bound trains its own critic; NCE-CLUB reads its upper bound
+off the InfoNCE-trained critic (as in FactorCL); CLUB trains a Gaussian ``q(y|x)`` by maximum
+likelihood; MINE carries its moving average through training."""
 
 CRITIC_KINDS = ("concat", "separable")
-"""Pairwise critics by name (:func:`make_critic`); CLUB always uses its Gaussian ``q(y|x)``."""
+"""The library's pairwise critics by name (:func:`make_critic`); CLUB trains its Gaussian
+``q(y|x)``."""
 
 SEPARABLE_EMBED_DIM = 32
 """Output width of the separable critic's towers (Poole et al. 2019 use 32)."""
@@ -116,18 +133,11 @@ SEPARABLE_EMBED_DIM = 32
 
 def get_estimator(name: str) -> Estimator:
     """``ESTIMATORS[name]``, or a ``ValueError`` listing the known names."""
-    if not isinstance(name, str) or name not in ESTIMATORS:
-        raise ValueError(f"unknown bound {name!r}: `bound` must be one of {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[name]
+    return ESTIMATORS[bounds.get_bound(name, estimator=True).name]
 
 
-def critic_kinds_for(bound: str, kinds: Sequence[str]) -> tuple[str, ...]:
-    """The critic kinds ``bound`` runs with: ``("gaussian",)`` for CLUB, else ``kinds``."""
-    return ("gaussian",) if get_estimator(bound).gaussian else tuple(kinds)
-
-
-def make_critic(kind: str, hidden: Sequence[int]) -> nn.Module:
-    """A critic with hidden widths ``hidden``, by name.
+def make_critic(kind: str, hidden: Sequence[int]) -> Any:
+    """The library's critic ``kind`` with hidden widths ``hidden``, as a protocol object.
 
     ``kind`` is ``"concat"`` (``MLP([x; y])``, :class:`~factorcl_jax.critics.ConcatCritic`),
     ``"separable"`` (``g(x) . h(y)``, towers of width ``hidden`` then
@@ -135,7 +145,7 @@ def make_critic(kind: str, hidden: Sequence[int]) -> nn.Module:
 
     Example:
       >>> make_critic("concat", (64,))
-      ConcatCritic(...)
+      LinenCritic(module=ConcatCritic(...))
     """
     hidden = tuple(hidden) if isinstance(hidden, Sequence) else hidden
     if (
@@ -145,32 +155,36 @@ def make_critic(kind: str, hidden: Sequence[int]) -> nn.Module:
     ):
         raise ValueError(f"`hidden` must be a non-empty sequence of positive ints, got {hidden}")
     if kind == "concat":
-        return critics.ConcatCritic(hidden=hidden)
+        return as_critic(critics.ConcatCritic(hidden=hidden))
     if kind == "separable":
-        return critics.SeparableCritic(hidden=hidden, embed_dim=SEPARABLE_EMBED_DIM)
+        return as_critic(critics.SeparableCritic(hidden=hidden, embed_dim=SEPARABLE_EMBED_DIM))
     if kind == "gaussian":
-        return critics.GaussianCritic(hidden=hidden)
+        return as_gaussian(critics.GaussianCritic(hidden=hidden))
     raise ValueError(f"`critic` must be one of {[*CRITIC_KINDS, 'gaussian']}, got {kind!r}")
 
 
 def critic_outputs(
     estimator: Estimator,
-    critic: nn.Module,
+    critic: Any,
     params: Any,
     x: Array,
     y: Array,
     *,
     block_size: int | None = None,
 ) -> Any:
-    """What ``estimator`` consumes: ``[n, n]`` scores, or ``(mean, log_variance, y)``."""
+    """What ``estimator`` consumes: ``[n, n]`` scores, or ``(mean, log_variance, y)``.
+
+    ``critic`` is a protocol object (:func:`~factorcl_jax.networks.adapters.as_critic`, or
+    :func:`~factorcl_jax.networks.adapters.as_gaussian` for CLUB).
+    """
     if estimator.gaussian:
-        mean, log_variance = critic.apply(params, x, y)
+        mean, log_variance = critic.predict(params, x, y)
         return mean, log_variance, y
     return critics.pairwise_scores(critic, params, x, y, block_size=block_size)
 
 
 class CriticState(NamedTuple):
-    """Critic variables, optimizer state and the estimator's carry (MINE's average)."""
+    """Critic parameters, optimizer state and the estimator's carry (MINE's average)."""
 
     params: Any
     opt_state: Any
@@ -179,7 +193,7 @@ class CriticState(NamedTuple):
 
 def critic_step(
     estimator: Estimator,
-    critic: nn.Module,
+    critic: Any,
     optimizer: optax.GradientTransformation,
     state: CriticState,
     x: Array,
@@ -191,7 +205,7 @@ def critic_step(
 
     Args:
       estimator: an entry of :data:`~factorcl_jax.estimate.ESTIMATORS`.
-      critic: the critic module (pairwise, or Gaussian for CLUB).
+      critic: the critic as a protocol object (pairwise, or Gaussian for CLUB).
       optimizer: the optax transformation that produced ``state.opt_state``.
       state: current :class:`CriticState`.
       x: ``[n, dx]`` batch of X.
@@ -215,13 +229,14 @@ def critic_step(
 
 def init_critic_state(
     estimator: Estimator,
-    critic: nn.Module,
+    critic: Any,
     optimizer: optax.GradientTransformation,
     key: Array,
     x: Array,
     y: Array,
 ) -> CriticState:
-    """Fresh critic variables, optimizer state and estimator carry for batches like ``x, y``."""
+    """Fresh critic parameters, optimizer state and estimator carry for batches like
+    ``x, y`` (``critic`` a protocol object)."""
     params = critic.init(key, x, y)
     return CriticState(params, optimizer.init(params), estimator.init_carry())
 
@@ -311,9 +326,21 @@ def default_settings(
 # ------------------------------------------------------------------------------- protocol
 
 
-class NonFiniteEstimateError(FloatingPointError):
-    """Raised by :func:`estimate_mi` when training diverged: no evaluation had a finite
-    held-out objective, or the kept critic's batch estimates are NaN/inf."""
+class DivergedEstimateError(FloatingPointError):
+    """Raised by :func:`estimate_mi` when training diverged, instead of reporting a number
+    (see its two kinds below); the message names the bound and the learning rate."""
+
+
+class NonFiniteEstimateError(DivergedEstimateError):
+    """No evaluation had a finite held-out objective, or the kept critic's batch estimates
+    are NaN/inf."""
+
+
+class ImplausibleEstimateError(DivergedEstimateError):
+    """The kept critic's estimate is finite but a value the bound cannot take on a converged
+    critic (outside :meth:`~factorcl_jax.bounds.Bound.plausible_range`: InfoNCE beyond
+    ``±log(batch)``, any bound below ``-log(batch)`` or above
+    :data:`~factorcl_jax.bounds.DIVERGED_NATS`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,6 +368,11 @@ class MIEstimate:
         logged before its update.
       params: the first split's critic at its best checkpoint.
       seconds: wall time of the call, compilation included.
+      critic: what was trained, e.g. ``"concat [80]"`` (a library critic and its hidden
+        widths) or the class name of a critic given as an object.
+      duplicates: rows that repeat an earlier ``(x, y)`` pair; every copy of a pair is kept
+        on the same side of the split (and in the same fold), so a memorised pair is never
+        scored as held out.
     """
 
     estimate: float
@@ -358,14 +390,21 @@ class MIEstimate:
     history: np.ndarray
     params: Any
     seconds: float
+    critic: str
+    duplicates: int
 
     def summary(self) -> str:
         """One line, e.g. ``I(X; Y) ≈ 0.41 ± 0.02 nats (held-out, 2500 pairs; infonce,
         stopped at step 1400)``."""
         split = f"{self.folds}-fold, " if self.folds else ""
+        copies = (
+            f"; {self.duplicates} duplicate pair(s), each kept with its copies"
+            if self.duplicates
+            else ""
+        )
         return (
             f"I(X; Y) ≈ {self.estimate:.3g} ± {self.stderr:.2g} nats (held-out, {split}"
-            f"{self.num_heldout} pairs; {self.bound}, stopped at step {self.best_step})"
+            f"{self.num_heldout} pairs; {self.bound}, stopped at step {self.best_step}{copies})"
         )
 
 
@@ -389,7 +428,7 @@ def _batches(x: Array, count: int, batch_size: int) -> Array:
 
 def _fit_program(
     estimator: Estimator,
-    critic: nn.Module,
+    critic: Any,
     settings: Settings,
     num_heldout_batches: int,
     num_in_sample_batches: int,
@@ -495,7 +534,7 @@ def _fit_program(
 @functools.lru_cache(maxsize=16)
 def _compiled_fit_program(
     bound: str,
-    critic: nn.Module,
+    critic: Any,
     settings: Settings,
     batches: int,
     in_sample_batches: int,
@@ -509,16 +548,49 @@ def _compiled_fit_program(
     )
 
 
+def _pair_groups(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``[N]`` group of every row: rows holding the same ``(x, y)`` pair share a group, and
+    groups are numbered by their first row (without duplicates, group ``i`` is row ``i``)."""
+    _, first, inverse = np.unique(
+        np.concatenate([x, y], axis=1), axis=0, return_index=True, return_inverse=True
+    )
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
+
+
 def _split_rows(
-    num_samples: int, heldout_fraction: float, folds: int | None, key: Array
+    groups: np.ndarray, heldout_fraction: float, folds: int | None, key: Array
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(train rows, held-out rows)]``: one random split, or ``folds`` folds."""
-    order = np.asarray(jax.random.permutation(key, num_samples))
+    """``[(train rows, held-out rows)]``: one random split, or ``folds`` folds, of whole
+    groups of rows (:func:`_pair_groups`), so that copies of a pair never straddle a split.
+
+    The groups are shuffled and taken in turn until the held-out part (or each fold) has its
+    share of the rows; with duplicates each part's rows are shuffled again so that copies
+    are not adjacent in the held-out batches.
+    """
+    num_samples = len(groups)
+    num_groups = int(groups.max()) + 1
+    order = np.asarray(jax.random.permutation(key, num_groups))
+    position = np.empty(num_groups, np.int64)
+    position[order] = np.arange(num_groups)
+    rows = np.argsort(position[groups], kind="stable")  # rows, group by group in shuffled order
+    sizes = np.bincount(groups, minlength=num_groups)[order]
+    before = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # rows ahead of each group
     if folds is None:
-        num_heldout = round(num_samples * heldout_fraction)
-        return [(order[num_heldout:], order[:num_heldout])]
-    parts = np.array_split(order, folds)
-    return [(np.concatenate(parts[:k] + parts[k + 1 :]), parts[k]) for k, _ in enumerate(parts)]
+        held_groups = before < round(num_samples * heldout_fraction)
+        part = np.repeat(np.where(held_groups, 0, 1), sizes)
+        parts = [rows[part == 1], rows[part == 0]]  # train, held
+    else:
+        fold = np.minimum(before * folds // num_samples, folds - 1)
+        part = np.repeat(fold, sizes)
+        parts = [rows[part == k] for k in range(folds)]
+    if num_groups < num_samples:
+        reshuffle = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
+        parts = [reshuffle.permutation(p) for p in parts]
+    if folds is None:
+        return [(parts[0], parts[1])]
+    return [(np.concatenate(parts[:k] + parts[k + 1 :]), parts[k]) for k in range(folds)]
 
 
 def estimate_mi(
@@ -526,14 +598,14 @@ def estimate_mi(
     y: Any,
     *,
     bound: str = "infonce",
-    critic: nn.Module | None = None,
+    critic: str | Any | None = None,
     hidden: Sequence[int] | None = None,
     batch_size: int | None = None,
     max_steps: int | None = None,
     learning_rate: float | None = None,
     eval_every: int | None = None,
     patience: int | None = None,
-    heldout_fraction: float = 0.5,
+    heldout_fraction: float | None = None,
     folds: int | None = None,
     standardize: bool = True,
     seed: int = 0,
@@ -545,9 +617,11 @@ def estimate_mi(
 
     1. The rows are shuffled (``seed``) and split: ``heldout_fraction`` of them held out
        (default half), or with ``folds=k`` into ``k`` folds, each held out once while the
-       critic trains on the rest.
+       critic trains on the rest. Rows that repeat the same ``(x, y)`` pair are kept on one
+       side together: a copy of a training pair is never scored as held out.
     2. With ``standardize``, every feature is centred and scaled by the training part's
-       mean and standard deviation.
+       mean and standard deviation, in float64 and scale-free (each feature is first divided
+       by its largest magnitude, so neither 1e-300 nor 1e300 under- or overflows).
     3. One compiled program trains the critic on minibatches of the training part (Adam,
        ``eval_every`` steps per chunk) and after every chunk scores it on the held-out pairs,
        cut into disjoint batches of ``batch_size``. Training stops after ``patience``
@@ -556,29 +630,37 @@ def estimate_mi(
        ``max_steps``; the critic of the best evaluation is kept.
     4. The estimate is that critic's mean over the held-out batches, with standard error
        ``std / sqrt(batches)`` (over all folds' batches with ``folds``); the in-sample value
-       is the same critic on as many batches of its own training pairs.
+       is the same critic on as many batches of its own training pairs. A value the bound
+       cannot take on a converged critic (:meth:`~factorcl_jax.bounds.Bound.plausible_range`)
+       is divergence and raises, as does a non-finite one: a number is never reported for
+       a critic that diverged.
 
     Estimating on the training pairs instead lets a flexible critic memorise them and report
     information that is not there; the gap ``in_sample - estimate`` shows how much.
 
     Args:
-      x: ``[N, dx]`` samples of X (array-like, finite).
+      x: ``[N, dx]`` samples of X (array-like, finite; not a masked array).
       y: ``[N, dy]`` samples of Y paired row by row with ``x``.
-      bound: a key of :data:`ESTIMATORS`: ``"infonce"``, ``"nce_club"``, ``"nwj"``, ``"dv"``,
-        ``"mine"``, ``"js"``, ``"smile"`` or ``"club"``.
-      critic: a pairwise critic module, or for ``"club"`` a ``GaussianCritic``; default
-        ``make_critic("concat" or "gaussian", hidden)``.
-      hidden: hidden widths of the default critic (rule: :func:`default_settings`).
+      bound: a key of :data:`ESTIMATORS`: ``"infonce"``, ``"nce_club"``, ``"nwj"``,
+        ``"tuba"``, ``"dv"``, ``"mine"``, ``"js"``, ``"smile"`` or ``"club"``.
+      critic: ``None`` (the library's concat critic, or CLUB's Gaussian ``q(y|x)``), a kind
+        of :data:`CRITIC_KINDS` (``"concat"``, ``"separable"``) sized by ``hidden``, or a
+        critic of your own in any form of the network protocol (a Flax Linen, NNX or
+        Equinox module, or an object with ``init``, ``embed_x``, ``embed_y``, ``pair``;
+        for ``"club"`` one with ``init`` and ``predict``).
+      hidden: hidden widths of the library's critic (rule: :func:`default_settings`); not
+        with a critic object, which has its own.
       batch_size: pairs per training and held-out batch (rule: :func:`default_settings`).
       max_steps: training-step budget, a multiple of ``eval_every``.
       learning_rate: Adam learning rate (default 3e-3).
       eval_every: training steps between held-out evaluations (default 100).
       patience: evaluations without improvement before stopping (default 3).
-      heldout_fraction: share of the pairs held out, in ``(0, 1)`` (ignored with ``folds``).
+      heldout_fraction: share of the pairs held out, in ``(0, 1)`` (default 0.5); not with
+        ``folds``.
       folds: ``k >= 2`` for k-fold estimation (``k`` trainings), or ``None``.
       standardize: standardise features with the training part's statistics, in float64
         (then the computation runs in float32).
-      seed: seed of the split, the initialisation and the minibatches, in ``[0, 2**63)``.
+      seed: seed of the split, the initialisation and the minibatches, in ``[0, 2**32 - 1]``.
       block_size: row block of :func:`~factorcl_jax.critics.pairwise_scores`.
 
     Returns:
@@ -587,6 +669,8 @@ def estimate_mi(
     Raises:
       NonFiniteEstimateError: training diverged (no finite held-out objective, or NaN/inf
         estimates at the kept critic), e.g. with a learning rate far too high.
+      ImplausibleEstimateError: the kept critic's estimate is finite but outside what the
+        bound can take (divergence to huge finite scores).
 
     Example:
       >>> import numpy as np
@@ -603,6 +687,11 @@ def estimate_mi(
     num_samples = x.shape[0]
     seed = check_seed(seed, "seed")
     if folds is not None:
+        if heldout_fraction is not None:
+            raise ValueError(
+                "`heldout_fraction` and `folds` exclude each other: with `folds` every fold "
+                "is held out once (a share of 1 / folds); give one of them"
+            )
         folds = check_int(folds, "folds", minimum=2)
         if folds > num_samples // 4:
             raise ValueError(
@@ -610,21 +699,38 @@ def estimate_mi(
             )
     else:
         heldout_fraction = check_finite_float(
-            heldout_fraction, "heldout_fraction", above=0.0, below=1.0
+            0.5 if heldout_fraction is None else heldout_fraction,
+            "heldout_fraction",
+            above=0.0,
+            below=1.0,
         )
     if not isinstance(standardize, bool):
         raise TypeError(f"`standardize` must be a bool, got {standardize!r}")
     if block_size is not None:
         block_size = check_positive_int(block_size, "block_size")
+    if critic is not None and not isinstance(critic, str) and hidden is not None:
+        raise ValueError(
+            "`hidden` sizes the library's critics; a critic given as an object brings its own "
+            "widths: pass one or the other"
+        )
     key = jax.random.key(seed)
     split_key, fit_key = jax.random.split(key)
-    splits = _split_rows(num_samples, heldout_fraction, folds, split_key)
+    groups = _pair_groups(x, y)
+    splits = _split_rows(groups, heldout_fraction, folds, split_key)
     num_train = min(len(train) for train, _ in splits)
     num_heldout = min(len(held) for _, held in splits)
     if min(num_train, num_heldout) < 2:
+        what = f"`folds` = {folds}" if folds else f"`heldout_fraction` = {heldout_fraction}"
+        distinct = int(groups.max()) + 1
+        copies = (
+            f" (they hold {distinct} distinct (x, y) pair(s), and the copies of a pair stay on "
+            "one side)"
+            if distinct < num_samples
+            else ""
+        )
         raise ValueError(
-            f"`heldout_fraction` = {heldout_fraction} of {num_samples} pairs leaves {num_train} "
-            f"training and {num_heldout} held-out pairs; each part needs at least 2"
+            f"{what} of {num_samples} pairs{copies} leaves {num_train} training and "
+            f"{num_heldout} held-out pairs; each part needs at least 2"
         )
     settings = _resolve_settings(
         num_train,
@@ -638,10 +744,7 @@ def estimate_mi(
         eval_every=eval_every,
         patience=patience,
     )
-    if critic is None:
-        critic = make_critic("gaussian" if estimator.gaussian else "concat", settings.hidden)
-    elif not isinstance(critic, nn.Module):
-        raise TypeError(f"`critic` must be a flax.linen Module or None, got {critic!r}")
+    critic, description = _resolve_critic(critic, estimator, bound, settings.hidden)
     batches = num_heldout // settings.batch_size
     if batches * len(splits) < 2:
         raise ValueError(
@@ -658,11 +761,12 @@ def estimate_mi(
         x_held, y_held = x[held_rows], y[held_rows]
         if standardize:
             (x_train, x_held), (y_train, y_held) = (
-                _standardized(x_train, x_held),
-                _standardized(y_train, y_held),
+                _standardized(x_train, x_held, "x"),
+                _standardized(y_train, y_held, "y"),
             )
         x_train, y_train, x_held, y_held = (
-            array.astype(np.float32) for array in (x_train, y_train, x_held, y_held)
+            _as_float32(array, name)
+            for array, name in ((x_train, "x"), (y_train, "y"), (x_held, "x"), (y_held, "y"))
         )
         held = [
             _batches(jnp.asarray(array), batches, settings.batch_size) for array in (x_held, y_held)
@@ -670,7 +774,7 @@ def estimate_mi(
         fits.append(
             jax.device_get(program(jax.random.fold_in(fit_key, index), x_train, y_train, *held))
         )
-    _check_finite(fits, bound, settings)
+    _check_converged(fits, bound, settings)
     heldout_batches = np.concatenate([np.asarray(f.heldout_batches, np.float64) for f in fits])
     in_sample = np.concatenate([np.asarray(f.in_sample_batches, np.float64) for f in fits])
     first = fits[0]
@@ -698,20 +802,47 @@ def estimate_mi(
         history=np.asarray(first.history[: evaluations * chunk], np.float64),
         params=first.params,
         seconds=time.perf_counter() - start,
+        critic=description,
+        duplicates=int(num_samples - (groups.max() + 1)),
     )
 
 
-def _check_finite(fits: Sequence[_Fit], bound: str, settings: Settings) -> None:
-    """Raises :class:`NonFiniteEstimateError` unless every split kept a critic whose held-out
-    objective and batch estimates (held-out and in-sample) are finite."""
+def _resolve_critic(
+    critic: str | Any | None, estimator: Estimator, bound: str, hidden: tuple[int, ...]
+) -> tuple[Any, str]:
+    """The critic ``estimate_mi`` trains, as a protocol object, and how to name it."""
+    if critic is None:
+        critic = "gaussian" if estimator.gaussian else "concat"
+    elif isinstance(critic, str) and estimator.gaussian:
+        raise ValueError(
+            f"`critic` = {critic!r} does not apply to bound {bound!r}: CLUB trains a Gaussian "
+            "q(y|x); leave `critic` unset (or pass a Gaussian model object)"
+        )
+    if isinstance(critic, str):
+        if critic not in CRITIC_KINDS and critic != "gaussian":
+            raise ValueError(
+                f"`critic` must be one of {list(CRITIC_KINDS)} or an object, got {critic!r}"
+            )
+        return make_critic(critic, hidden), f"{critic} {list(hidden)}"
+    adapted = as_gaussian(critic) if estimator.gaussian else as_critic(critic)
+    source = getattr(adapted, "module", None) or getattr(adapted, "source", None) or adapted
+    return adapted, type(source).__name__
+
+
+def _check_converged(fits: Sequence[_Fit], bound: str, settings: Settings) -> None:
+    """Raises a :class:`DivergedEstimateError` unless every split kept a critic whose held-out
+    objective and batch estimates are finite and whose held-out and in-sample estimates lie
+    in the bound's plausible range."""
+    low, high = bounds.BOUNDS[bound].plausible_range(settings.batch_size)
+    advice = f"try a lower `learning_rate` (was {settings.learning_rate:g})"
     for index, fit in enumerate(fits):
         split = f" (fold {index + 1} of {len(fits)})" if len(fits) > 1 else ""
+        step = (int(fit.best_evaluation) + 1) * settings.eval_every
         if not np.isfinite(fit.best_objective):
             first = fit.curve[0, 0]
             raise NonFiniteEstimateError(
                 f"{bound}: training diverged{split}: the held-out objective was never finite "
-                f"(first evaluation, step {settings.eval_every}: {first}); try a lower "
-                f"`learning_rate` (was {settings.learning_rate:g})"
+                f"(first evaluation, step {settings.eval_every}: {first}); {advice}"
             )
         for name, values in (
             ("held-out", fit.heldout_batches),
@@ -721,19 +852,43 @@ def _check_finite(fits: Sequence[_Fit], bound: str, settings: Settings) -> None:
             if bad:
                 raise NonFiniteEstimateError(
                     f"{bound}: {bad} {name} batch estimate(s) are NaN or inf at the best "
-                    f"evaluation (step {(int(fit.best_evaluation) + 1) * settings.eval_every})"
-                    f"{split}; try a lower `learning_rate` (was {settings.learning_rate:g})"
+                    f"evaluation (step {step}){split}; {advice}"
+                )
+            value = float(np.mean(values))
+            if not low <= value <= high:
+                raise ImplausibleEstimateError(
+                    f"{bound}: training diverged{split}: the {name} estimate {value:.3g} nats "
+                    f"(step {step}) is outside what {bound} takes on a converged critic with "
+                    f"batches of {settings.batch_size} ([{low:.3g}, {high:.3g}]); {advice}"
                 )
 
 
-def _standardized(train: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _standardized(train: np.ndarray, held: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Both float64 parts centred and scaled by the training part's per-feature mean and std.
 
-    A feature constant on the training part is only centred.
+    Scale-free: each feature is divided by its largest magnitude on the training part first
+    (its squares can then neither underflow nor overflow), then by its standard deviation
+    there. A feature constant on the training part is only centred.
     """
-    mean, std = train.mean(axis=0), train.std(axis=0)
+    magnitude = np.max(np.abs(train), axis=0)
+    magnitude = np.where(magnitude > 0, magnitude, 1.0)
+    train, held = train / magnitude, held / magnitude
+    mean = train.mean(axis=0)
+    std = (train - mean).std(axis=0)
     std = np.where(std > 0, std, 1.0)
     return (train - mean) / std, (held - mean) / std
+
+
+def _as_float32(array: np.ndarray, name: str) -> np.ndarray:
+    """A standardised part in float32, refusing values float32 cannot hold."""
+    largest = float(np.max(np.abs(array))) if array.size else 0.0
+    if largest > FLOAT32_MAX:
+        raise ValueError(
+            f"`{name}` holds values {largest:.3g} standard deviations from the training part's "
+            "mean, beyond float32: a feature nearly constant on the training part varies "
+            "wildly elsewhere; drop or rescale it"
+        )
+    return array.astype(np.float32)
 
 
 def _resolve_settings(

@@ -74,8 +74,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-from factorcl_jax.layers import MLP
 from factorcl_jax.models import l2_normalize
+from factorcl_jax.networks.layers import MLP
 from factorcl_jax.objectives import FusedView
 
 __all__ = [

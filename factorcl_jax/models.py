@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array, lax
 
-from factorcl_jax.layers import MLP
+from factorcl_jax.networks.layers import MLP
 
 __all__ = ["MLPEncoder", "MultimodalModel", "embed", "l2_normalize"]
 

@@ -27,21 +27,21 @@ So SUP and SSL variants of a method are the same term list with a different swit
 they declare named :class:`FusedView` s of the batch (which augmentation draw, which
 modalities, how many tokens masked at random) and their terms read those views by name, e.g.
 ``Term("fused/infonce", "infonce", 0.5, "Z'", "Z''")``. The trainer computes the views a
-method declares (:attr:`Method.fused_views`). A term's bound may also be a function of the
-score matrix, such as :func:`factorcl_jax.bounds.infmasking` with its parameters bound.
+method declares (:attr:`Method.fused_views`). A term's bound is a name of
+:data:`factorcl_jax.bounds.BOUNDS`, with its options (e.g. InfMasking's ``draws``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
 
-from factorcl_jax import bounds
+from factorcl_jax.bounds.formulas import get_bound
 
 __all__ = [
     "METHODS",
@@ -51,7 +51,6 @@ __all__ = [
     "Term",
     "Views",
     "comm_method",
-    "evaluate",
     "evaluate_values",
     "get_method",
     "infmasking_method",
@@ -67,22 +66,23 @@ class Term(NamedTuple):
 
     Attributes:
       name: unique name, also the key of the term's critic parameters.
-      bound: ``"infonce"`` (critic trained with the main parameters), ``"nce_club"`` (critic
-        trained separately by InfoNCE, held fixed in the main step) or ``"supcon"``; or a
-        function ``scores [n, m] -> value`` whose critic trains with the main parameters
-        (e.g. ``functools.partial(bounds.infmasking, draws=6)``).
+      bound: a name of :data:`factorcl_jax.bounds.BOUNDS`: ``"infonce"`` (critic trained with
+        the main parameters), ``"nce_club"`` (critic trained separately by InfoNCE, held fixed
+        in the main step), ``"supcon"``, ``"infmasking"``, ...
       weight: multiplies the value in the objective (negative for minimised upper bounds).
       left: representation (or fused view) name of the rows.
       right: representation (or fused view) name of the columns, or :data:`TARGET`.
       conditioned: concatenate the target to both sides (conditional MI).
+      options: the bound's own options, e.g. ``{"draws": 6}`` for ``"infmasking"``.
     """
 
     name: str
-    bound: str | Callable[[Array], Array]
+    bound: str
     weight: float
     left: str
     right: str
     conditioned: bool = False
+    options: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +153,11 @@ class Method:
     fused_views: Mapping[str, FusedView] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for term in self.terms:
+            try:
+                get_bound(term.bound).check_options(term.options, 1)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{self.name}: term {term.name!r}: {error}") from None
         if not self.fused_views:
             return
         if self.representations:
@@ -245,12 +250,12 @@ def infmasking_method(
     (``lambda = variance_scale``). The defaults are its code's synthetic-data settings.
     """
     views, terms = _comm_views_and_terms(num_modalities)
-    bound = functools.partial(bounds.infmasking, draws=draws, variance_scale=variance_scale)
+    options = MappingProxyType({"draws": draws, "variance_scale": variance_scale})
     views["Z'_masked"] = FusedView(0, mask_ratio=mask_ratio, draws=draws)
     views["Z''_masked"] = FusedView(1, mask_ratio=mask_ratio, draws=draws)
     terms += (
-        Term("masked/infmasking", bound, 1.0, "Z'", "Z'_masked"),
-        Term("masked/infmasking_swapped", bound, 1.0, "Z''", "Z''_masked"),
+        Term("masked/infmasking", "infmasking", 1.0, "Z'", "Z'_masked", options=options),
+        Term("masked/infmasking_swapped", "infmasking", 1.0, "Z''", "Z''_masked", options=options),
     )
     return Method(name, {}, terms, supervised=False, fused_views=views)
 
@@ -357,44 +362,22 @@ def term_inputs(method: Method, term: Term, views: Views) -> tuple[Array, Array]
     return left, right
 
 
-ScoreFn = Callable[[Term, Array, Array], Array]
-
-
-def evaluate(method: Method, views: Views, score: ScoreFn) -> tuple[Array, dict[str, Array]]:
-    """Evaluates every term and their weighted sum.
-
-    Args:
-      method: the objective.
-      views: representations, augmented views and/or labels of the batch.
-      score: ``(term, left [n, dl], right [n, dr]) -> scores [n, n]``, the term's critic
-        (the caller decides which parameters it uses and whether they are held fixed).
-
-    Returns:
-      ``(loss, values)``: ``loss = -sum_k weight_k * value_k`` (minimised) and the value of
-      every term in nats by name.
-    """
-
-    def value(term: Term, left: Array, right: Array) -> Array:
-        scores = score(term, left, right)
-        if term.bound == "supcon":
-            if views.labels is None:
-                raise ValueError(f"term {term.name!r} needs labels")
-            columns = views.labels if views.column_labels is None else views.column_labels
-            return bounds.supcon(scores, views.labels, columns)
-        if callable(term.bound):
-            return term.bound(scores)
-        return getattr(bounds, term.bound)(scores)
-
-    return evaluate_values(method, views, value)
-
-
 ValueFn = Callable[[Term, Array, Array], Array]
 
 
 def evaluate_values(method: Method, views: Views, value: ValueFn) -> tuple[Array, dict[str, Array]]:
-    """:func:`evaluate` with each term's value computed by ``value(term, left, right)``.
+    """Every term's value and the method's loss.
 
-    For callers that compute a bound without its score matrix (tiled bounds).
+    Args:
+      method: the objective.
+      views: representations, augmented views and/or labels of the batch.
+      value: ``(term, left [n, dl], right [n, dr]) -> value``, the term's bound on the
+        inputs :func:`term_inputs` gives (the caller picks the critic parameters, whether they
+        are held fixed, and how pairs are scored).
+
+    Returns:
+      ``(loss, values)``: ``loss = -sum_k weight_k * value_k`` (minimised) and the value of
+      every term in nats by name.
     """
     values = {term.name: value(term, *term_inputs(method, term, views)) for term in method.terms}
     objective = sum(term.weight * values[term.name] for term in method.terms)

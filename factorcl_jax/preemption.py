@@ -1,11 +1,12 @@
-"""Stop a training loop cleanly on SIGTERM (preemption) or SIGINT (Ctrl-C).
+"""Stop a training loop cleanly on SIGTERM (preemption), SIGINT (Ctrl-C) or SIGHUP (a closed
+terminal or a dropped remote login).
 
 Saving from inside a signal handler is unsafe (the handler runs between two bytecodes of
 whatever the process was doing, possibly half-way through a checkpoint write), so
 :class:`StopSignals` only records the signal; the training loop asks
 :meth:`StopSignals.requested` after every step, saves a checkpoint at the current step and raises
 :class:`Interrupted`, which the command turns into one line and exit status ``128 + signal``
-(143 for SIGTERM, 130 for SIGINT). A second signal while the first is being honoured
+(143 for SIGTERM, 130 for SIGINT, 129 for SIGHUP). A second signal while the first is being honoured
 interrupts at once (:class:`Interrupted` with ``saved=False``); the run then resumes from its
 last complete checkpoint.
 
@@ -25,7 +26,8 @@ import jax
 
 __all__ = ["Interrupted", "StopSignals"]
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""The signals that stop training cleanly."""
 
 
 class Interrupted(Exception):
@@ -55,7 +57,7 @@ class Interrupted(Exception):
 
 
 class StopSignals:
-    """Context manager: while active, SIGTERM and SIGINT set a flag instead of killing.
+    """Context manager: while active, the :data:`SIGNALS` set a flag instead of killing.
 
     Example::
 

@@ -4,8 +4,8 @@ For each method of ``config.train.methods`` on the built-in synthetic data (trai
 validation / test split):
 
 1. build the trainer from the config; with ``resume``, restore the latest complete Orbax
-   checkpoint (moving any that fail to load to ``checkpoints/METHOD/corrupt/``) and the data
-   position (epoch, next batch), and drop ``metrics.jsonl`` lines written after that
+   checkpoint (moving newer ones that fail to load to ``checkpoints/METHOD/corrupt/``) and
+   the data position (epoch, next batch), and drop ``metrics.jsonl`` lines written after that
    checkpoint, so the resumed run ends bit-identical to an uninterrupted one;
 2. train, logging every step's measurements to ``metrics.jsonl`` (and TensorBoard when
    ``tensorboardX`` is installed), checkpointing every ``checkpoint.every_steps`` steps and at
@@ -15,13 +15,21 @@ validation / test split):
 The run directory then holds ``config.json``, ``metrics.jsonl``, ``checkpoints/METHOD/``,
 ``results.json`` (``{"probe_accuracy": {method: accuracy}, ...}``) and PNG figures.
 
-The job never clobbers a run (:mod:`factorcl_jax.rundir`: a directory holding one is refused
-unless resumed or moved aside, and is locked while in use), refuses up front a config whose
-data, parameters or pair activations cannot fit in memory, and stops cleanly on SIGTERM or
-SIGINT (:mod:`factorcl_jax.preemption`): it saves a checkpoint at the current step and raises
-:class:`~factorcl_jax.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that
-turns NaN/inf raises :class:`~factorcl_jax.loop.NonFiniteLossError` naming the step and the
-terms, with the checkpoints saved before it intact.
+A resume never starts a method over: before anything is written, every method's checkpoints
+are checked, and a method that has checkpoints none of which loads (damaged, or written for
+another config: checkpoints carry the digest of the config they were written under) stops
+the job with :class:`ResumeError`, the run directory unchanged. Resuming a finished run
+(``results.json`` holds every method) is a no-op that says so. Training time adds up over
+the processes a run took (checkpoints carry it), and ``config.json``, the run's identity, is
+written again at every checkpoint and at the end if it went missing.
+
+The job never clobbers a run (:mod:`factorcl_jax.rundir`: a directory holding one is refused unless
+resumed or moved aside, and is locked while in use), refuses up front a config whose data,
+parameters or pair activations cannot fit in memory, and stops cleanly on SIGTERM, SIGINT or SIGHUP
+(:mod:`factorcl_jax.preemption`): it saves a checkpoint at the current step and raises
+:class:`~factorcl_jax.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that turns
+NaN/inf raises :class:`~factorcl_jax.loop.NonFiniteLossError` naming the step and the terms, with
+the checkpoints saved before it intact.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from factorcl_jax import evaluation, loop, objectives, parallel, plotting, reporting, rundir
 from factorcl_jax.builder import build_trainer
-from factorcl_jax.checkpoint import Checkpointer
+from factorcl_jax.checkpoint import Checkpointer, CheckpointsUnloadable
 from factorcl_jax.config import RunConfig, save_config, to_dict
 from factorcl_jax.data.synthetic import make_splits
 from factorcl_jax.preemption import Interrupted, StopSignals
@@ -54,14 +62,16 @@ from factorcl_jax.train import Trainer
 
 __all__ = [
     "MetricsLog",
+    "ResumeError",
     "check_memory",
     "load_splits",
     "method_slug",
     "train_run",
 ]
 
-WALL_CLOCK_KEYS = ("steps_per_s", "time")
-"""Measurement keys that depend on the machine's speed (everything else is deterministic)."""
+
+class ResumeError(rundir.RunDirectoryError):
+    """A run cannot be resumed as asked; nothing in its directory was changed."""
 
 
 def method_slug(method: str) -> str:
@@ -191,13 +201,22 @@ class _AfterStep:
 
     method: str
     config: RunConfig
+    run_dir: pathlib.Path
     log: MetricsLog
     checkpoints: Checkpointer
     stop: StopSignals
     steps_per_epoch: int
     validation_accuracy: Callable[[TrainState], float]
     saved_step: int
+    seconds_before: float
+    """Training time of the processes before this one (from the restored checkpoint)."""
+    started: float = dataclasses.field(default_factory=time.perf_counter)
     last_time: float = dataclasses.field(default_factory=time.perf_counter)
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time of the run so far, over every process it took."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def __call__(self, state: TrainState, measured: dict, epoch: int, next_batch: int) -> None:
         now = time.perf_counter()
@@ -221,9 +240,12 @@ class _AfterStep:
             "seed": self.config.train.seed,
             "method": self.method,
             "metric": metric,
+            "config_digest": rundir.config_digest(to_dict(self.config)),
+            "train_seconds": self.train_seconds,
         }
         self.checkpoints.save(int(state.step), state, meta)
         self.saved_step = int(state.step)
+        _keep_config(self.config, self.run_dir)
 
 
 def _train_method(
@@ -252,6 +274,7 @@ def _train_method(
         after_step = _AfterStep(
             method,
             config,
+            run_dir,
             log,
             checkpoints,
             stop,
@@ -260,9 +283,9 @@ def _train_method(
                 _probe_accuracy, trainer, config, data, splits["validation"]
             ),
             saved_step=int(state.step),
+            seconds_before=float(meta.get("train_seconds", 0.0)),
         )
         fit = loop.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
-        start = time.perf_counter()
         try:
             state, _ = fit(
                 trainer,
@@ -282,7 +305,7 @@ def _train_method(
                 f"{after_step.saved_step} intact (lower train.learning_rate, or try "
                 "model.normalize_heads=true, in a new run)"
             ) from None
-        train_seconds = time.perf_counter() - start
+        train_seconds = after_step.train_seconds
     return {
         "probe_accuracy": _probe_accuracy(trainer, config, data, splits["test"], state),
         "train_seconds": train_seconds,
@@ -314,11 +337,15 @@ def _initial_state(
     example = {name: value[: config.train.batch_size] for name, value in data.items()}
     if resume:
         sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
-        restored = checkpoints.restore_latest(
-            jax.eval_shape(trainer.init, key, example),
-            sharding=sharding,
-            move_aside=parallel.is_main_process(),
-        )
+        try:
+            restored = checkpoints.restore_latest(
+                jax.eval_shape(trainer.init, key, example),
+                sharding=sharding,
+                move_aside=parallel.is_main_process(),
+                expected={"config_digest": rundir.config_digest(to_dict(config))},
+            )
+        except CheckpointsUnloadable as error:
+            raise ResumeError(_unloadable(trainer.method.name, error)) from None
         if restored is not None:
             return restored
     state = trainer.jit_init(key, example)
@@ -334,17 +361,37 @@ def restore_method(
 
     Returns:
       ``(trainer, restored, skipped)``: ``restored`` is ``(state, meta)`` of the latest
-      loadable checkpoint or ``None``; ``skipped`` lists ``(step, reason)`` of newer ones that
-      failed to load (not warned about: the caller reports them).
+      loadable checkpoint or ``None`` when there is none; ``skipped`` lists ``(step, reason)``
+      of newer ones that failed to load (not warned about: the caller reports them).
+
+    Raises:
+      ResumeError: the method has checkpoints, but none of them loads (damaged, or written
+        for another config than ``config``).
     """
     trainer = method_trainer(config, method, splits)
     example = {name: value[: config.train.batch_size] for name, value in splits["train"].items()}
     abstract = jax.eval_shape(trainer.init, jax.random.key(0), example)
     directory = run_dir / "checkpoints" / method_slug(method)
+    expected = {"config_digest": rundir.config_digest(to_dict(config))}
     with Checkpointer(directory, read_only=True) as checkpoints, warnings.catch_warnings():
         warnings.simplefilter("ignore", rundir.RunWarning)
-        restored = checkpoints.restore_latest(abstract)
+        try:
+            restored = checkpoints.restore_latest(abstract, expected=expected)
+        except CheckpointsUnloadable as error:
+            raise ResumeError(_unloadable(method, error)) from None
     return trainer, restored, list(checkpoints.skipped)
+
+
+def _unloadable(method: str, error: CheckpointsUnloadable) -> str:
+    """One line: which checkpoints of ``method`` fail, why, and what to do."""
+    if error.config_mismatch:
+        hint = (
+            "they were written under another config than the run's config.json; run with the "
+            "config they were written under, or start again with --overwrite"
+        )
+    else:
+        hint = "restore those files, or start again with --overwrite (moves the run aside)"
+    return f"no loadable checkpoint for {method}: {error}; nothing was changed: {hint}"
 
 
 def _probe_accuracy(
@@ -517,11 +564,23 @@ def train_run(
                 f"{len(splits['train']['y'])} training rows of data.num_samples = "
                 f"{config.data.num_samples}"
             )
-        if parallel.is_main_process():
-            save_config(config, run_dir / "config.json")
-        else:
+        if resume:
+            finished = _finished_results(run_dir, config)
+            if finished is not None:
+                warnings.warn(
+                    f"{run_dir} is a finished run (results.json): nothing to resume, nothing "
+                    "was changed; probe it with `factorcl-jax probe`, or start again with "
+                    "--overwrite",
+                    rundir.RunWarning,
+                    stacklevel=2,
+                )
+                return finished
+            for method in config.train.methods:  # before anything is written
+                restore_method(run_dir, config, method, splits)
+        if not parallel.is_main_process():
             echo = lambda *_: None
             progress = False
+        _keep_config(config, run_dir)
         log = MetricsLog(run_dir)
         per_method = {}
         try:
@@ -544,6 +603,31 @@ def train_run(
         finally:
             log.close()
         return _report(config, run_dir, splits, per_method, echo)
+
+
+def _keep_config(config: RunConfig, run_dir: pathlib.Path) -> None:
+    """Writes the run's ``config.json`` (main process) unless it is there and unchanged: it is
+    the run's identity, needed to resume or probe it."""
+    if not parallel.is_main_process():
+        return
+    path = run_dir / "config.json"
+    with contextlib.suppress(rundir.RunDirectoryError):
+        if rundir.read_saved_config(run_dir) == to_dict(config):
+            return
+    save_config(config, path)
+
+
+def _finished_results(run_dir: pathlib.Path, config: RunConfig) -> dict[str, Any] | None:
+    """The results of a finished run in ``run_dir`` (its ``results.json`` reads and holds every
+    method of ``config``), else ``None``."""
+    try:
+        results = json.loads((run_dir / "results.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    accuracies = results.get("probe_accuracy") if isinstance(results, dict) else None
+    if not isinstance(accuracies, dict) or set(accuracies) != set(config.train.methods):
+        return None
+    return results
 
 
 def _report(
@@ -587,7 +671,6 @@ def _report(
     }
     if not parallel.is_main_process():
         return results
-    reporting.write_json(run_dir / "results.json", results)
     try:
         histories = {m: r["history"] for m, r in per_method.items()}
         plotting.plot_training_curves(histories, run_dir / "training_curves.png")
@@ -597,5 +680,8 @@ def _report(
         )
     except plotting.PlottingUnavailable as error:
         echo(f"(no plots: {error})")
+    _keep_config(config, run_dir)
+    # Last: results.json marks a finished run.
+    reporting.write_json(run_dir / "results.json", results)
     echo(f"\nwrote {run_dir / 'results.json'}")
     return results

@@ -11,8 +11,10 @@ decides what a new job may do with it:
   except for :data:`RESUMABLE_KEYS` (checkpoint cadence and retention).
 
 For its whole life a job holds an exclusive ``fcntl.flock`` on ``DIR/.lock``, which also
-records its pid; a second job on the same directory is refused naming that pid. The kernel
-drops the lock when the process dies, even by ``kill -9``, so a stale ``.lock`` never blocks.
+records its pid while held (and is left empty on release, so a job that changed nothing
+leaves the directory byte for byte as it was); a second job on the same directory is refused
+naming that pid. The kernel drops the lock when the process dies, even by ``kill -9``, so a
+stale ``.lock`` never blocks.
 
 Whole files are written with :func:`atomic_write_text` (a temporary file in the same
 directory, flushed and renamed over the target), so a reader never sees half a file.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import hashlib
 import json
 import os
 import pathlib
@@ -44,6 +47,7 @@ __all__ = [
     "RunWarning",
     "atomic_write_text",
     "config_differences",
+    "config_digest",
     "move_aside",
     "open_run_dir",
     "read_saved_config",
@@ -114,6 +118,14 @@ def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -
     """Dotted keys (``"train.epochs"``) whose values differ between two config dicts."""
     old, new = _flatten(saved), _flatten(requested)
     return sorted(key for key in old.keys() | new.keys() if old.get(key, ...) != new.get(key, ...))
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """A digest of everything in a config dict that decides what a run computes: a SHA-256 of
+    its canonical JSON without :data:`RESUMABLE_KEYS`. Checkpoints store it, so a checkpoint
+    written under another config is recognised as such."""
+    flat = {k: v for k, v in _flatten(config).items() if k not in RESUMABLE_KEYS}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_saved_config(path: str | pathlib.Path) -> dict[str, Any]:
@@ -192,6 +204,9 @@ class RunLock:
 
     def release(self) -> None:
         if self._handle is not None:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.flush()
             if fcntl is not None:
                 fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
             self._handle.close()

@@ -36,7 +36,6 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -44,10 +43,10 @@ from jax import Array
 
 from factorcl_jax import fusion, models, objectives
 from factorcl_jax.augment import Augmentation
+from factorcl_jax.networks.adapters import as_critic
 from factorcl_jax.objectives import Method
-from factorcl_jax.scoring import label_term_bound, term_bound
+from factorcl_jax.scoring import MemoryPlan, label_term_bound, term_bound
 from factorcl_jax.state import TrainState, init_state
-from factorcl_jax.tiled import EXCHANGES
 from factorcl_jax.views import Batch, JointAugmentation, batch_inputs, batch_views
 
 __all__ = ["Trainer"]
@@ -61,7 +60,9 @@ class Trainer:
       method: the objective (:data:`factorcl_jax.objectives.METHODS`).
       model: encoders and heads; its ``representations`` must be the method's (a
         :class:`fusion.FusionModel` for a fused method).
-      critic: the critic module used for every term (e.g. ``ConcatCritic((512, 512))``).
+      critic: the critic used for every term (e.g. ``ConcatCritic((512, 512))``), in any form
+        of the network protocol (a Flax Linen, NNX or Equinox module, or functions;
+        :func:`~factorcl_jax.networks.adapters.as_critic`); kept as its protocol object.
       optimizer: optax transformation of the main parameters.
       club_optimizer: optax transformation of the CLUB critics.
       num_classes: label classes (one-hot width for SUP methods).
@@ -72,7 +73,7 @@ class Trainer:
       num_club_iter: CLUB-critic updates per step.
       block_size: row block of the pairwise critics (``None``: dense).
       column_block: columns per tile. When set, every bound is computed over tiles of
-        ``block_size x column_block`` pairs (:mod:`factorcl_jax.tiled`): no ``[n, m]`` score
+        ``block_size x column_block`` pairs (:mod:`factorcl_jax.bounds.tiled`): no ``[n, m]`` score
         matrix, one tile of pair activations at a time, the same values and gradients.
       exchange: how a data-parallel step meets the other devices' columns: ``"all_gather"``
         (gather them all) or ``"ring"`` (pass them around the devices by ``ppermute``; tiled,
@@ -81,7 +82,7 @@ class Trainer:
 
     method: Method
     model: models.MultimodalModel | fusion.FusionModel
-    critic: nn.Module
+    critic: Any
     optimizer: optax.GradientTransformation
     club_optimizer: optax.GradientTransformation
     num_classes: int = 2
@@ -112,17 +113,13 @@ class Trainer:
             )
         if not isinstance(self.num_club_iter, int) or self.num_club_iter < 0:
             raise ValueError(f"`num_club_iter` must be an int >= 0, got {self.num_club_iter!r}")
-        for name in ("block_size", "column_block"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"`{name}` must be a positive int or None, got {value!r}")
-        if self.exchange not in EXCHANGES:
-            raise ValueError(f"`exchange` must be one of {EXCHANGES}, got {self.exchange!r}")
+        object.__setattr__(self, "critic", as_critic(self.critic))
+        MemoryPlan(self.block_size, self.column_block, self.exchange)  # checks the three
 
     @property
-    def tiled(self) -> bool:
-        """Whether bounds are computed over row x column tiles (``column_block`` or a ring)."""
-        return self.column_block is not None or self.exchange == "ring"
+    def memory(self) -> MemoryPlan:
+        """How the step scores pairs: row blocks, column tiles, the exchange of columns."""
+        return MemoryPlan(self.block_size, self.column_block, self.exchange)
 
     def init(self, key: Array, example_batch: Batch) -> TrainState:
         """A fresh state whose shapes fit ``example_batch`` (:func:`state.init_state`)."""
@@ -154,18 +151,27 @@ class Trainer:
                 critic_params = params["critics"][term.name]
             if self.method.supervised and term.right == objectives.TARGET:
                 value, statistics[term.name] = label_term_bound(
-                    self, term.bound, critic_params, left, views.labels, column_labels
+                    term.bound,
+                    self.critic,
+                    critic_params,
+                    left,
+                    views.labels,
+                    column_labels,
+                    self.num_classes,
+                    self.memory,
                 )
             else:
                 value, statistics[term.name] = term_bound(
-                    self,
                     term.bound,
+                    self.critic,
                     critic_params,
                     left,
                     right,
+                    self.memory,
                     axis_name,
                     labels=views.labels,
                     column_labels=column_labels,
+                    options=term.options,
                 )
             return value
 
@@ -192,7 +198,9 @@ class Trainer:
 
         def club_loss(club_params: Any) -> tuple[Array, dict[str, Array]]:
             values = {
-                name: term_bound(self, "infonce", params, *club_inputs[name], axis_name)[0]
+                name: term_bound(
+                    "infonce", self.critic, params, *club_inputs[name], self.memory, axis_name
+                )[0]
                 for name, params in club_params.items()
             }
             return -sum(values.values(), start=jnp.zeros(())), values

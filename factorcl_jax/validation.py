@@ -144,11 +144,17 @@ def check_real_array(
     ``dtype=np.float64`` keeps what float32 would round away (e.g. a small signal on a large
     offset) for a caller that rescales the data before computing in float32.
 
-    Refuses, naming ``name``: non-numeric, boolean and complex dtypes (``TypeError``; the
-    imaginary part is never dropped), a rank other than ``ndim``, fewer than ``min_rows``
-    rows or a zero-width axis, NaN/inf, and magnitudes beyond :data:`FLOAT32_MAX`, which
-    would overflow to inf in float32 (``ValueError``).
+    Refuses, naming ``name``: masked arrays (their masked entries would be read as data),
+    non-numeric, boolean and complex dtypes (``TypeError``; the imaginary part is never
+    dropped), a rank other than ``ndim``, fewer than ``min_rows`` rows or a zero-width axis,
+    NaN/inf, and magnitudes beyond the largest finite value of ``dtype``, which would
+    overflow to inf (``ValueError``).
     """
+    if isinstance(array, np.ma.MaskedArray):
+        raise TypeError(
+            f"{_name(name)} is a masked array: its masked entries would be read as data; "
+            "drop those rows (e.g. np.ma.compress_rows) or fill them (.filled()) first"
+        )
     try:
         array = np.asarray(array)
     except (ValueError, TypeError) as error:  # ragged nested sequences
@@ -171,10 +177,12 @@ def check_real_array(
         if not finite.all():
             count = int(array.size - np.count_nonzero(finite))
             raise ValueError(f"{_name(name)} holds {count} NaN or inf value(s)")
-    largest = float(np.max(np.abs(array.astype(np.float64))))
-    if largest > FLOAT32_MAX:
+    limit = float(np.finfo(dtype).max)
+    with np.errstate(over="ignore"):
+        largest = float(np.max(np.abs(array.astype(np.float64))))
+    if largest > limit:
         raise ValueError(
-            f"{_name(name)} holds values up to {largest:.3g}, which overflow float32 "
-            f"(largest {FLOAT32_MAX:.3g}); rescale the data"
+            f"{_name(name)} holds values up to {largest:.3g}, which overflow "
+            f"{np.dtype(dtype).name} (largest {limit:.3g}); rescale the data"
         )
     return array.astype(dtype)

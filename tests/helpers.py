@@ -32,3 +32,18 @@ def tiny_trainer(method, *, num_classes=2, steps_per_epoch=None, **sections):
         num_classes=num_classes,
         steps_per_epoch=steps_per_epoch,
     )
+
+
+def evaluate_on_scores(method, views, score):
+    """``(loss, values)`` of ``method`` with every term's bound on the score matrix
+    ``score(term, left, right)``: the objective with a critic simple enough to redo by hand."""
+    from factorcl_jax import bounds, objectives
+
+    def value(term, left, right):
+        labels = {}
+        if bounds.BOUNDS[term.bound].labelled:
+            columns = views.labels if views.column_labels is None else views.column_labels
+            labels = {"row_labels": views.labels, "column_labels": columns}
+        return bounds.evaluate(term.bound, score(term, left, right), **labels, **term.options)
+
+    return objectives.evaluate_values(method, views, value)

@@ -10,8 +10,8 @@ PACKAGE = pathlib.Path(factorcl_jax.__file__).parent
 LAYERS = [
     ["validation", "rundir", "plotting", "preemption", "data"],
     ["reporting"],
-    ["bounds", "layers"],
-    ["tiled"],
+    ["networks"],
+    ["bounds"],
     ["critics"],
     ["models", "encoders", "augment"],
     ["objectives"],
@@ -72,16 +72,23 @@ def imported(path: pathlib.Path) -> set[str]:
     return names
 
 
+SUBPACKAGES = sorted(path.parent.name for path in PACKAGE.glob("*/__init__.py"))
+
+
 def test_every_module_is_placed_in_a_layer():
-    modules = {path.stem for path in PACKAGE.glob("*.py")} | {"data"}
+    modules = {path.stem for path in PACKAGE.glob("*.py")} | set(SUBPACKAGES)
     placed = {name for names in LAYERS for name in names}
     assert modules == placed
 
 
 def test_modules_import_only_the_layers_above_them():
     wrong = []
-    for path in [*PACKAGE.glob("*.py"), *(PACKAGE / "data").glob("*.py")]:
-        module = "data" if path.parent.name == "data" else path.stem
+    files = [
+        *PACKAGE.glob("*.py"),
+        *(p for name in SUBPACKAGES for p in (PACKAGE / name).glob("*.py")),
+    ]
+    for path in files:
+        module = path.parent.name if path.parent != PACKAGE else path.stem
         for dependency in imported(path):
             if path.stem == "__init__" or dependency.split(".")[0] == module:
                 continue

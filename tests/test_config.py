@@ -124,8 +124,8 @@ def test_memory_keys_reach_the_trainer():
         ["memory.column_block=64", "memory.exchange=ring", "memory.compute_dtype=bfloat16"],
     )
     trainer = build_trainer(config, "SimCLR", num_classes=2, steps_per_epoch=1)
-    assert (trainer.column_block, trainer.exchange, trainer.tiled) == (64, "ring", True)
-    assert trainer.critic.dtype == jnp.bfloat16 and trainer.model.dtype == jnp.bfloat16
+    assert (trainer.column_block, trainer.exchange, trainer.memory.tiled) == (64, "ring", True)
+    assert trainer.critic.module.dtype == jnp.bfloat16 and trainer.model.dtype == jnp.bfloat16
 
 
 def test_replace_derives_a_validated_config_and_flatten_names_every_key():

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from factorcl_jax import bounds, critics
-from factorcl_jax.layers import MLP
+from factorcl_jax.critics import heads
+from factorcl_jax.networks.layers import MLP
 
 
 def explicit_concat_mlp(params, x, y, activation, output_activation=None):
@@ -164,7 +165,7 @@ def test_pair_sums_matches_broadcast_values_and_derivatives():
 @pytest.mark.parametrize("chunk", [None, 9 * 5 * 4])  # one chunk; rows in chunks of 4 (padded)
 def test_relu_pair_head_matches_straightforward_values_and_gradients(chunk, monkeypatch):
     if chunk is not None:
-        monkeypatch.setattr(critics, "PAIR_HEAD_CHUNK", chunk)
+        monkeypatch.setattr(heads, "PAIR_HEAD_CHUNK", chunk)
     ku, kv, kw, kg = jax.random.split(jax.random.key(4), 4)
     u, v = jax.random.normal(ku, (6, 9)), jax.random.normal(kv, (5, 9))
     w, bias = jax.random.normal(kw, (9,)), jnp.array(0.3)

@@ -153,6 +153,9 @@ def test_explicit_critic_is_used():
     critic = critics.SeparableCritic(hidden=(8,), embed_dim=4)
     result = estimate_mi(x, x, critic=critic, max_steps=100, batch_size=32)
     assert set(result.params["params"]) == {"x_tower", "y_tower"}
+    assert result.critic == "SeparableCritic"
+    with pytest.raises(ValueError, match="`hidden` sizes the library's critics"):
+        estimate_mi(x, x, critic=critic, hidden=(8,))
 
 
 def test_default_settings_follow_the_documented_rule():
@@ -192,13 +195,16 @@ def test_default_settings_follow_the_documented_rule():
         ({"folds": 50}, ValueError, "`folds`"),
         ({"hidden": (8, 0)}, ValueError, "`hidden`"),
         ({"bound": "mutual"}, ValueError, "unknown bound 'mutual'"),
-        ({"critic": "concat"}, TypeError, "`critic`"),
+        ({"critic": 3}, TypeError, "a critic must be"),
+        ({"critic": "bilinear"}, ValueError, "`critic` must be one of"),
+        ({"bound": "club", "critic": "separable"}, ValueError, "does not apply to bound 'club'"),
+        ({"folds": 4, "heldout_fraction": 0.3}, ValueError, "exclude each other"),
         ({"standardize": "yes"}, TypeError, "`standardize`"),
         ({"block_size": 0}, ValueError, "`block_size`"),
     ],
 )
 def test_arguments_are_validated_at_the_entry_point(kwargs, error, match):
-    x = np.zeros((100, 2))
+    x = np.random.default_rng(0).normal(size=(100, 2))
     with pytest.raises(error, match=match):
         estimate_mi(x, x, **kwargs)
 
@@ -217,17 +223,15 @@ def test_sample_validation():
         estimate_mi(np.array([["a", "b"]] * 100), x)
     with pytest.raises(TypeError, match="`x` holds complex numbers"):
         estimate_mi(x + 1j, x)
-    with pytest.raises(ValueError, match="overflow float32"):
-        estimate_mi(np.full((100, 2), 1e39), x)
+    with pytest.raises(TypeError, match="`x` is a masked array"):
+        estimate_mi(np.ma.masked_array(x, mask=x > 0), x)
     with pytest.raises(ValueError, match="axis of length 0"):
         estimate_mi(np.zeros((100, 0)), x)
 
 
 def test_critic_by_name():
-    assert isinstance(estimate.make_critic("concat", (8,)), critics.ConcatCritic)
-    assert isinstance(estimate.make_critic("gaussian", (8,)), critics.GaussianCritic)
-    assert estimate.critic_kinds_for("club", ("concat", "separable")) == ("gaussian",)
-    assert estimate.critic_kinds_for("smile", ("separable",)) == ("separable",)
+    assert isinstance(estimate.make_critic("concat", (8,)).module, critics.ConcatCritic)
+    assert isinstance(estimate.make_critic("gaussian", (8,)).module, critics.GaussianCritic)
     with pytest.raises(ValueError, match="`critic`"):
         estimate.make_critic("bilinear", (8,))
     with pytest.raises(ValueError, match="`hidden`"):

@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import evaluate_on_scores
 
 from factorcl_jax import objectives
 from factorcl_jax.objectives import METHODS, TARGET, Views
@@ -65,7 +66,7 @@ def hand_scores(a, b):
 def test_factorcl_terms_match_hand_computation(variant):
     supervised = variant == "SUP"
     views, reps, aug, onehot = fixed_views(supervised)
-    loss, values = objectives.evaluate(METHODS[f"FactorCL-{variant}"], views, outer_score)
+    loss, values = evaluate_on_scores(METHODS[f"FactorCL-{variant}"], views, outer_score)
     target = (lambda name: onehot) if supervised else (lambda name: aug[name])
     cat = lambda name: np.concatenate([reps[name], target(name)], axis=1)
     expected = {
@@ -136,7 +137,7 @@ def test_every_table_row_is_defined_with_the_right_structure():
 
 def test_supcon_term_uses_label_positives():
     views, reps, _, _ = fixed_views(supervised=True)
-    _, values = objectives.evaluate(METHODS["SupCon"], views, outer_score)
+    _, values = evaluate_on_scores(METHODS["SupCon"], views, outer_score)
     s = hand_scores(reps["Z1"], reps["Z2"])
     labels = np.array([0, 1, 1, 0])
     log_softmax = s - np.log(np.exp(s).sum(1, keepdims=True))
@@ -148,9 +149,9 @@ def test_supcon_term_uses_label_positives():
 def test_missing_inputs_and_unknown_method_are_clear_errors():
     views, *_ = fixed_views(supervised=False)
     with pytest.raises(ValueError, match="supervised: labels are required"):
-        objectives.evaluate(METHODS["FactorCL-SUP"], views, outer_score)
+        evaluate_on_scores(METHODS["FactorCL-SUP"], views, outer_score)
     no_aug = Views(views.representations)
     with pytest.raises(ValueError, match="needs augmented views"):
-        objectives.evaluate(METHODS["FactorCL-SSL"], no_aug, outer_score)
+        evaluate_on_scores(METHODS["FactorCL-SSL"], no_aug, outer_score)
     with pytest.raises(ValueError, match="unknown method 'CLIP'"):
         objectives.get_method("CLIP")

@@ -10,7 +10,8 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from factorcl_jax import bounds, critics, tiled
+from factorcl_jax import bounds, critics
+from factorcl_jax.bounds.statistics import STATISTICS, class_statistics
 
 CRITICS = {
     "concat": critics.ConcatCritic(hidden=(6, 5)),
@@ -48,11 +49,43 @@ def tiled_value(name, critic, params, x, y, **kwargs):
 
 
 OPTIONS = {"tuba": {"log_baseline": 0.5}, "smile": {"clip": 1.0}}
+TILED = [entry.name for entry in bounds.BOUNDS.values() if entry.tiled and not entry.gaussian]
+
+
+def test_every_tiled_bound_equals_the_dense_bound_small_case():
+    """Fast tier: every bound with a tiled form and both critic kinds, values and gradients,
+    in one compiled program (3 x 4 tiles of a 7 x 11 problem, positives at offset 2)."""
+
+    def both(params, x, y):
+        out = {}
+        for critic_name, critic in CRITICS.items():
+            for name in TILED:
+                options = OPTIONS.get(name, {})
+                dense = lambda p, x, y, c=critic, n=name, o=options: dense_bound(
+                    n, critics.pairwise_scores(c, p, x, y), OFFSET, **o
+                )
+                tiles = lambda p, x, y, c=critic, n=name, o=options: tiled_value(
+                    n, c, p, x, y, block_rows=3, block_cols=4, offset=OFFSET, **o
+                )
+                grad = jax.value_and_grad
+                out[critic_name, name] = (
+                    grad(dense, argnums=(0, 1, 2))(params[critic_name], x, y),
+                    grad(tiles, argnums=(0, 1, 2))(params[critic_name], x, y),
+                )
+        return out
+
+    x, y, concat = make(CRITICS["concat"])
+    separable = CRITICS["separable"].init(jax.random.key(3), x, y)
+    results = jax.jit(both)({"concat": concat, "separable": separable}, x, y)
+    assert len(results) == 2 * len(TILED) == 20
+    for key, (expected, actual) in results.items():
+        assert jnp.isfinite(expected[0]), key
+        chex.assert_trees_all_close(actual, expected, **TOLERANCE)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("critic_name", list(CRITICS))
-@pytest.mark.parametrize("name", list(tiled.BOUND_STATISTICS))
+@pytest.mark.parametrize("name", TILED)
 def test_tiled_bound_equals_the_dense_bound_and_its_gradients(name, critic_name):
     critic = CRITICS[critic_name]
     x, y, params = make(critic)
@@ -109,10 +142,10 @@ def test_class_statistics_equal_the_statistics_of_one_hot_columns():
     params = critic.init(jax.random.key(1), rows, classes)
     row_labels = labels[OFFSET : OFFSET + N]
     names = ["positive", "sum", "logsumexp"]
-    expected = tiled.row_statistics(critic, params, rows, classes, names, offset=OFFSET)
+    expected = critics.row_statistics(critic, params, rows, classes, names, offset=OFFSET)
     class_scores = critics.pairwise_scores(critic, params, rows, jnp.eye(4))
     counts = jnp.bincount(labels, length=4)
-    actual = tiled.class_statistics(class_scores, row_labels, counts)
+    actual = class_statistics(class_scores, row_labels, counts)
     chex.assert_trees_all_close(actual, expected, **TOLERANCE)
 
 
@@ -137,9 +170,9 @@ def test_tiled_memory_grows_linearly_not_with_the_score_matrix():
 def test_counts_beyond_int32_stay_finite():
     # A batch of 2^16 on one device has n * (m - 1) > 2^31 negatives.
     n, m = 2**16, 2**16
-    statistics = {name: jnp.zeros((n,)) for name in tiled.STATISTICS}
+    statistics = {name: jnp.zeros((n,)) for name in STATISTICS}
     for name in ("dv", "js_fgan", "smile"):
-        value = tiled.bound_from_statistics(name, statistics, m)
+        value = bounds.BOUNDS[name].formula(statistics, m)
         assert jnp.isfinite(value), name
 
 
@@ -154,7 +187,7 @@ def test_bad_arguments_are_clear_errors():
         critics.tiled_bound("infonce", critic, params, x, y, clip=1.0)
     with pytest.raises(ValueError, match="`block_cols` must be a positive int"):
         critics.tiled_bound("infonce", critic, params, x, y, block_cols=0)
-    with pytest.raises(ValueError, match=r"`offset` must be in \[0, 4\]"):
+    with pytest.raises(ValueError, match=r"`offset` must be in \[0, m - n\] = \[0, 4\]"):
         critics.tiled_bound("infonce", critic, params, x, y, offset=5)
     with pytest.raises(ValueError, match="`row_labels`"):
         critics.tiled_bound("supcon", critic, params, x, y)
@@ -167,9 +200,30 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="`x` must have shape"):
         critics.tiled_bound("infonce", critic, params, x[0], y)
     with pytest.raises(ValueError, match="`names`"):
-        tiled.row_statistics(critic, params, x, y, ["diagonal"])
-    with pytest.raises(ValueError, match="mine needs `state`"):
-        tiled.bound_from_statistics("mine", {"positive": x[:, 0], "negative_logsumexp": x[:, 0]}, M)
+        critics.row_statistics(critic, params, x, y, ["diagonal"])
+    with pytest.raises(TypeError, match="mine needs `state`"):
+        critics.tiled_bound("mine", critic, params, x, y)
+    with pytest.raises(ValueError, match="`bound` must be one of"):
+        critics.tiled_bound("infmasking", critic, params, x, y, draws=2)
+
+
+def test_an_offset_of_any_integer_type_is_accepted_and_a_traced_one_out_of_range_is_nan():
+    critic = CRITICS["concat"]
+    x, y, params = make(critic)  # 7 x 11: offsets 0..4
+    expected = bounds.infonce(critics.pairwise_scores(critic, params, x, y), offset=OFFSET)
+    for offset in (np.int64(OFFSET), np.int8(OFFSET), jnp.int16(OFFSET), np.array(OFFSET)):
+        actual = critics.tiled_bound("infonce", critic, params, x, y, block_cols=4, offset=offset)
+        np.testing.assert_allclose(actual, expected, **TOLERANCE)
+    traced = jax.jit(
+        lambda offset: critics.tiled_bound(
+            "infonce", critic, params, x, y, block_rows=3, block_cols=4, offset=offset
+        )
+    )
+    np.testing.assert_allclose(traced(jnp.int32(OFFSET)), expected, **TOLERANCE)
+    for offset in (-1, 5, 9):
+        assert np.isnan(traced(jnp.int32(offset))), offset
+    with pytest.raises(TypeError, match="`offset`"):
+        critics.tiled_bound("infonce", critic, params, x, y, offset=True)
 
 
 # --------------------------------------------------------------------------- the ring

@@ -12,7 +12,7 @@ from helpers import tiny_config, tiny_trainer
 
 from factorcl_jax import loop, models, objectives, schedules, scoring, views
 from factorcl_jax.config import ConfigError
-from factorcl_jax.layers import compute_dtype_of
+from factorcl_jax.networks.layers import compute_dtype_of
 
 
 def tiny_data(num_rows=64, seed=0):

@@ -425,11 +425,21 @@ def _statistics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _standardise(
-    splits: dict[str, dict[str, np.ndarray]], name: str, mask_name: str | None
+    splits: dict[str, dict[str, np.ndarray]],
+    name: str,
+    mask_name: str | None,
+    path: pathlib.Path,
+    field: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Standardises ``splits[*][name]`` in place with training statistics over real steps."""
+    """Standardises ``splits[*][name]`` in place with training statistics over real steps
+    (``field`` names the modality in the file, for errors)."""
     train = splits["train"]
     real = train[name] if mask_name is None else train[name][train[mask_name]]
+    if real.shape[0] == 0:
+        raise DataFormatError(
+            f"{path}: field 'train/{field}' has no real (non-padding) steps to standardise "
+            "with: the training split is empty after cleaning"
+        )
     mean, std = _statistics(real)
     for split in splits.values():
         standard = (split[name] - mean) / std
@@ -437,6 +447,30 @@ def _standardise(
             standard = np.where(split[mask_name][:, :, None], standard, np.float32(0))
         split[name] = standard.astype(np.float32)
     return mean, std
+
+
+def _check_nonempty(
+    splits: dict[str, dict[str, np.ndarray]], path: pathlib.Path, why: Mapping[str, str]
+) -> None:
+    """Refuses a split left without samples (``why[split]`` says what emptied it)."""
+    for split_name, split in splits.items():
+        if len(split["y"]) == 0:
+            raise DataFormatError(f"{path}: split {split_name!r} has no samples{why[split_name]}")
+
+
+def _check_classes(splits: dict[str, dict[str, np.ndarray]], path: pathlib.Path) -> int:
+    """``max label + 1`` (at least 2), refused when the classes outnumber the samples: labels
+    must be class indices ``0 .. C - 1``."""
+    samples = sum(len(split["y"]) for split in splits.values())
+    largest = {name: int(split["y"].max()) for name, split in splits.items()}
+    num_classes = max(2, 1 + max(largest.values()))
+    if num_classes > samples:
+        where = max(largest, key=largest.__getitem__)
+        raise DataFormatError(
+            f"{path}: field '{where}/labels' holds class {largest[where]}, more classes than the "
+            f"file's {samples} samples: labels must be class indices 0 .. C - 1"
+        )
+    return num_classes
 
 
 def _select(split: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
@@ -530,7 +564,8 @@ def load_affect(
 
     Raises:
       DataFormatError: naming the file and field of a missing split or field, a ragged or
-        non-numeric array, NaN/inf features, or labels that do not match the features.
+        non-numeric array, NaN/inf features, labels that do not match the features, a split
+        left without samples (in the file or after cleaning), or more classes than samples.
     """
     modalities = _check_affect_arguments(task, modalities, max_length, label_scheme)
     _check_options(nonfinite)
@@ -564,9 +599,23 @@ def load_affect(
             packed[f"x{index}"], packed[f"mask{index}"] = _pack(arrays[name], start, length)
         splits[split_name] = _select(packed, keep)
         dropped[split_name] = int(np.sum(~keep))
+    reference = "text" if aligned else "/".join(modalities)
+    _check_nonempty(
+        splits,
+        path,
+        {
+            name: (
+                f" (of its {dropped[name]}, every one has an all-zero '{name}/{reference}' or "
+                "a neutral label dropped by the label scheme)"
+                if dropped[name]
+                else ""
+            )
+            for name in splits
+        },
+    )
     _check_widths(splits, path, {"x1": modalities[0], "x2": modalities[1]})
     statistics = {
-        name: _standardise(splits, f"x{index}", f"mask{index}")
+        name: _standardise(splits, f"x{index}", f"mask{index}", path, name)
         for index, name in enumerate(modalities, start=1)
     }
     return MultimodalDataset(
@@ -630,7 +679,8 @@ def load_mimic(
 
     Raises:
       DataFormatError: naming the file and field of a missing split or field, a ragged or
-        non-numeric array, NaN/inf features, or labels that do not match the features.
+        non-numeric array, NaN/inf features, labels that do not match the features, a split
+        left without samples (in the file or after cleaning), or more classes than samples.
     """
     _check_options(nonfinite)
     if isinstance(mimic_task, bool) or not isinstance(mimic_task, int) or not -1 <= mimic_task < 20:
@@ -659,12 +709,13 @@ def load_mimic(
             "mask2": np.ones(series.shape[:2], bool),
             "y": values.astype(np.int32),
         }
+    _check_nonempty(splits, path, dict.fromkeys(splits, ""))
     _check_widths(splits, path, {"x1": "static", "x2": "timeseries"})
     statistics = {
-        "static": _standardise(splits, "x1", None),
-        "timeseries": _standardise(splits, "x2", "mask2"),
+        "static": _standardise(splits, "x1", None, path, "static"),
+        "timeseries": _standardise(splits, "x2", "mask2", path, "timeseries"),
     }
-    num_classes = max(2, 1 + max(int(split["y"].max(initial=0)) for split in splits.values()))
+    num_classes = _check_classes(splits, path)
     return MultimodalDataset(
         **_by_attribute(splits),
         modalities=("static", "timeseries"),

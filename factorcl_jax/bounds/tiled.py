@@ -1,9 +1,9 @@
-r"""Bounds over row x column tiles of a critic, with memory that stays flat in the batch.
+r"""Row statistics over row x column tiles of a critic, with memory that stays flat in the batch.
 
-The bounds of :mod:`factorcl_jax.bounds` reduce every row of the ``[n, m]`` score matrix
-over its columns: a log-sum-exp, a sum, the positive. A few numbers per row, *row
-statistics*, are therefore all a bound needs, and they can be accumulated over tiles of
-``block_rows x block_cols`` pairs without ever holding the score matrix:
+Every bound of :mod:`factorcl_jax.bounds` is a formula of a few numbers per row of the
+``[n, m]`` score matrix, its *row statistics* (:mod:`factorcl_jax.bounds.statistics`). They
+can be accumulated over tiles of ``block_rows x block_cols`` pairs without ever holding the
+score matrix:
 
 .. math::
     \ell_i \leftarrow \operatorname{logaddexp}\big(\ell_i,\ \log \textstyle\sum_{j \in
@@ -24,79 +24,48 @@ labels) travel around the devices with ``jax.lax.ppermute``: at step ``k`` devic
 device ``d + k``'s columns, so after ``D`` steps every row has met every column and no device
 ever holds more than two blocks. The backward pass sends the columns around again, with the
 gradient of each block travelling alongside it until it is back on its owner. A device's own
-block comes first, so its row ``i``'s positive is at ``[i, i + offset]`` of that block, as with
-:func:`factorcl_jax.scoring.global_columns`.
+block comes first, so its row ``i``'s positive is at ``[i, i + offset]`` of that block.
 
-Bounds with a tiled form (:data:`BOUND_STATISTICS`): ``infonce``, ``nce_club``, ``supcon``,
-``tuba``, ``nwj``, ``dv``, ``mine``, ``js_fgan``, ``js``, ``smile``. Every value and gradient
-equals the dense computation on :func:`factorcl_jax.critics.pairwise_scores`.
+:func:`tiled_value` applies a bound's formula (:mod:`factorcl_jax.bounds.formulas`, the one
+the dense path applies) to the tiled statistics; every bound with a tiled form
+(``Bound.tiled``) gives the dense value and gradients.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-from factorcl_jax import bounds
-from factorcl_jax.bounds import _mine_update, _pooled_log_mean_exp, _value_with_gradient_of
-from factorcl_jax.validation import check_float_matrix
+from factorcl_jax.bounds.formulas import MineState, get_bound
+from factorcl_jax.bounds.statistics import (
+    DRAWS,
+    LOG_SUM_EXP,
+    STATISTICS,
+    check_offset,
+    nan_unless_offset_in_range,
+)
 
-__all__ = [
-    "BOUND_STATISTICS",
-    "EXCHANGES",
-    "STATISTICS",
-    "bound_from_statistics",
-    "class_statistics",
-    "row_statistics",
-    "tiled_bound",
-]
+__all__ = ["EXCHANGES", "PairFn", "tiled_statistics", "tiled_value"]
 
 EXCHANGES = ("all_gather", "ring")
-"""How a data-parallel step meets the other devices' columns (``Trainer.exchange``): gather
-them all, or pass them around the devices (:func:`tiled_bound` with ``ring=True``)."""
+"""How a data-parallel step meets the other devices' columns: gather them all, or pass them
+around the devices (``ring=True``)."""
 
-_LOG_SUM_EXP = ("logsumexp", "negative_logsumexp", "clipped_negative_logsumexp")
-_SUM = ("positive", "sum", "negative_softplus_sum", "label_sum", "label_count")
-STATISTICS = _LOG_SUM_EXP + _SUM
-"""Row statistics, each ``[n]`` (``o`` = offset, ``P(i) = {j : y_j = y_i}``):
-
-* ``positive``: ``s_{i, i+o}``;
-* ``sum``: ``sum_j s_ij``;
-* ``logsumexp``: ``log sum_j e^{s_ij}``;
-* ``negative_logsumexp``: ``log sum_{j != i+o} e^{s_ij}``;
-* ``clipped_negative_logsumexp``: ``log sum_{j != i+o} e^{clip(s_ij, -tau, tau)}``;
-* ``negative_softplus_sum``: ``sum_{j != i+o} softplus(s_ij)``;
-* ``label_sum``: ``sum_{j in P(i)} s_ij``; ``label_count``: ``|P(i)|``.
-"""
-
-BOUND_STATISTICS: dict[str, tuple[str, ...]] = {
-    "infonce": ("positive", "logsumexp"),
-    "nce_club": ("positive", "sum"),
-    "supcon": ("logsumexp", "label_sum", "label_count"),
-    "tuba": ("positive", "negative_logsumexp"),
-    "nwj": ("positive", "negative_logsumexp"),
-    "dv": ("positive", "negative_logsumexp"),
-    "mine": ("positive", "negative_logsumexp"),
-    "js_fgan": ("positive", "negative_softplus_sum"),
-    "js": ("positive", "negative_logsumexp", "negative_softplus_sum"),
-    "smile": ("positive", "clipped_negative_logsumexp", "negative_softplus_sum"),
-}
-"""The row statistics each bound of :mod:`factorcl_jax.bounds` is computed from."""
+PairFn = Callable[[Any, Array, Array], Array]
+"""A critic's pairwise head ``pair(params, u [b, H], v [c, H]) -> scores [b, c]``."""
 
 
-def tiled_bound(
-    bound: str | Callable[..., Any],
-    critic: nn.Module,
+def tiled_value(
+    bound: str,
+    pair: PairFn,
     params: Any,
-    x: Array,
-    y: Array,
+    u: Array,
+    v: Array,
     *,
     block_rows: int | None = None,
     block_cols: int | None = None,
@@ -106,69 +75,40 @@ def tiled_bound(
     row_labels: Array | None = None,
     column_labels: Array | None = None,
     **options: Any,
-) -> Array | tuple[Array, bounds.MineState]:
-    """``bound(pairwise_scores(critic, params, x, y), ...)`` over tiles of the critic.
-
-    The same value and gradients as the dense bound, with memory ``O((n + m) H)`` plus one
-    tile of ``block_rows x block_cols`` pairs instead of ``O(n m)`` scores and ``O(b m H)``
-    pair activations.
+) -> Any:
+    """The bound ``bound`` of the scores ``pair(params, u, v)``, from tiled row statistics.
 
     Args:
-      bound: a bound of :mod:`factorcl_jax.bounds` with a tiled form (:data:`BOUND_STATISTICS`),
-        e.g. ``bounds.infonce``, or its name.
-      critic: a module with ``embed_x``, ``embed_y`` and ``pair``.
-      params: its variables.
-      x: ``[n, dx]`` rows.
-      y: ``[m, dy]`` columns (with ``ring``: this device's ``[m_local, dy]``).
+      bound: a name of :data:`~factorcl_jax.bounds.BOUNDS` with a tiled form.
+      pair: the critic's pairwise head.
+      params: its parameters.
+      u: ``[n, H]`` tower outputs of the rows.
+      v: ``[m, H]`` tower outputs of the columns (with ``ring``: this device's ``m_local``).
       block_rows: rows per tile (``None``: all).
       block_cols: columns per tile (``None``: all of a device's block).
       offset: column of row 0's positive (of this device's own block with ``ring``).
       axis_name: mapped axis whose devices hold the batch: ``dv``, ``mine`` and ``smile`` pool
         their log-mean-exp over it, and ``ring`` passes the columns around it.
-      ring: ``y`` holds this device's columns only; every device's columns are visited by
+      ring: ``v`` holds this device's columns only; every device's columns are visited by
         ``ppermute`` around ``axis_name`` (``m = D * m_local``).
       row_labels: ``[n]`` integer labels (``supcon``).
       column_labels: ``[m]`` (``[m_local]`` with ``ring``) integer labels (``supcon``).
-      **options: the bound's own keywords: ``log_baseline`` (``tuba``), ``clip`` (``smile``,
-        default 5.0; ``None`` is unclipped), ``state`` and ``decay`` (``mine``).
+      **options: the bound's own options (``log_baseline``, ``clip``, ``state``, ``decay``).
 
     Returns:
-      The bound's scalar value, this device's share as in :mod:`bounds` (``mine``:
-      ``(value, new_state)``).
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from factorcl_jax import bounds, critics
-      >>> critic = critics.ConcatCritic(hidden=(16, 16))
-      >>> x, y = jax.random.normal(jax.random.key(1), (10, 3)), jnp.ones((10, 5))
-      >>> params = critic.init(jax.random.key(0), x, y)
-      >>> tiled = critics.tiled_bound(bounds.infonce, critic, params, x, y, block_rows=4,
-      ...                             block_cols=3)
-      >>> dense = bounds.infonce(critics.pairwise_scores(critic, params, x, y))
-      >>> bool(jnp.allclose(tiled, dense, rtol=1e-5))
-      True
+      The value, this device's share (``mine``: ``(value, new_state)``); NaN when a traced
+      ``offset`` is out of range.
     """
-    name = bound if isinstance(bound, str) else getattr(bound, "__name__", repr(bound))
-    if name not in BOUND_STATISTICS or not (
-        isinstance(bound, str) or bound is getattr(bounds, name)
-    ):
-        raise ValueError(
-            f"`bound` must be one of {list(BOUND_STATISTICS)} (a function of "
-            f"factorcl_jax.bounds or its name), got {bound!r}"
-        )
-    allowed = {"tuba": {"log_baseline"}, "smile": {"clip"}, "mine": {"state", "decay"}}
-    unexpected = set(options) - allowed.get(name, set())
-    if unexpected:
-        raise TypeError(f"{name} takes no option(s) {sorted(unexpected)}")
-    clip = options.pop("clip", 5.0)
-    if name == "smile" and clip is not None and not clip > 0:
-        raise ValueError(f"`clip` must be positive or None, got {clip}")
-    statistics = row_statistics(
-        critic,
+    entry = get_bound(bound, tiled=True)
+    if "axis_name" in entry.options:
+        options["axis_name"] = axis_name
+    options = entry.check_options(options, u.shape[0])
+    statistics = tiled_statistics(
+        pair,
         params,
-        x,
-        y,
-        BOUND_STATISTICS[name],
+        u,
+        v,
+        entry.statistics,
         block_rows=block_rows,
         block_cols=block_cols,
         offset=offset,
@@ -176,17 +116,22 @@ def tiled_bound(
         ring=ring,
         row_labels=row_labels,
         column_labels=column_labels,
-        clip=clip,
+        clip=options.get("clip"),
     )
-    num_columns = y.shape[0] * (jax.lax.axis_size(axis_name) if ring else 1)
-    return bound_from_statistics(name, statistics, num_columns, axis_name=axis_name, **options)
+    num_columns = v.shape[0] * (jax.lax.axis_size(axis_name) if ring else 1)
+    value = entry.formula(statistics, num_columns, **options)
+    guard = lambda x: nan_unless_offset_in_range(x, offset, u.shape[0], v.shape[0])
+    if entry.stateful:
+        value, state = value
+        return guard(value), MineState(guard(state.log_moving_average))
+    return guard(value)
 
 
-def row_statistics(
-    critic: nn.Module,
+def tiled_statistics(
+    pair: PairFn,
     params: Any,
-    x: Array,
-    y: Array,
+    u: Array,
+    v: Array,
     names: Sequence[str],
     *,
     block_rows: int | None = None,
@@ -198,19 +143,19 @@ def row_statistics(
     column_labels: Array | None = None,
     clip: float | None = None,
 ) -> dict[str, Array]:
-    """Row statistics (:data:`STATISTICS`) of the critic's scores ``s_ij = f(x_i, y_j)``.
+    """Row statistics ``names`` of the scores ``pair(params, u, v)``, over tiles.
 
     Computed over tiles of ``block_rows x block_cols`` pairs without building the ``[n, m]``
     matrix; differentiable (reverse mode) with a backward pass that recomputes the tiles.
     Scores are reduced in float32 whatever the critic's compute dtype.
 
     Args:
-      critic: a module with ``embed_x``, ``embed_y`` and ``pair`` (see :mod:`critics`).
-      params: its variables.
-      x: ``[n, dx]`` rows.
-      y: ``[m, dy]`` columns; with ``ring`` this device's ``m_local`` columns (``m = D *
-        m_local`` over the ``D`` devices of ``axis_name``).
-      names: the statistics to compute (names from :data:`STATISTICS`).
+      pair: the critic's pairwise head.
+      params: its parameters.
+      u: ``[n, H]`` tower outputs of the rows.
+      v: ``[m, H]`` tower outputs of the columns; with ``ring`` this device's ``m_local``
+        columns (``m = D * m_local`` over the ``D`` devices of ``axis_name``).
+      names: statistics of :data:`~factorcl_jax.bounds.statistics.STATISTICS` (not ``draw_*``).
       block_rows: rows per tile (``None``: all ``n``).
       block_cols: columns per tile (``None``: all columns of a block).
       offset: column of row 0's positive (in this device's own block with ``ring``);
@@ -223,46 +168,37 @@ def row_statistics(
 
     Returns:
       ``{name: [n] float32}``.
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from factorcl_jax import critics, tiled
-      >>> critic = critics.ConcatCritic(hidden=(16, 16))
-      >>> x, y = jnp.ones((10, 3)), jnp.ones((10, 5))
-      >>> params = critic.init(jax.random.key(0), x, y)
-      >>> stats = tiled.row_statistics(critic, params, x, y, ["logsumexp"], block_rows=4,
-      ...                              block_cols=3)
-      >>> stats["logsumexp"].shape
-      (10,)
     """
     names = tuple(dict.fromkeys(names))
-    unknown = [name for name in names if name not in STATISTICS]
+    unknown = [name for name in names if name not in STATISTICS or name in DRAWS]
     if unknown or not names:
-        raise ValueError(f"`names` must be a non-empty list of {STATISTICS}, got {names}")
-    _check_inputs(x, y, ring, axis_name)
+        tiled = [name for name in STATISTICS if name not in DRAWS]
+        raise ValueError(f"`names` must be a non-empty list of {tiled}, got {names}")
+    _check_towers(u, v)
+    if ring and axis_name is None:
+        raise ValueError("`ring=True` needs the `axis_name` of the devices to pass columns over")
     block_rows = _check_block("block_rows", block_rows)
     block_cols = _check_block("block_cols", block_cols)
     labelled = any(name.startswith("label_") for name in names)
-    _check_labels(row_labels, column_labels, x.shape[0], y.shape[0], labelled)
+    _check_labels(row_labels, column_labels, u.shape[0], v.shape[0], labelled)
     if clip is not None and not clip > 0:
         raise ValueError(f"`clip` must be positive or None, got {clip}")
     num_devices = jax.lax.axis_size(axis_name) if ring else 1
-    _check_offset(offset, x.shape[0], y.shape[0], y.shape[0] * num_devices, ring)
+    if v.shape[0] * num_devices < 2:
+        raise ValueError(f"the scores need at least 2 columns (one positive), got {v.shape[0]}")
+    offset = check_offset(offset, u.shape[0], v.shape[0], name="[rows, columns of a block]")
     if not labelled:
         row_labels = column_labels = None
-
-    u = critic.apply(params, x, method=critic.embed_x)
-    v = critic.apply(params, y, method=critic.embed_y)
     # Under shard_map a value is either the same on every device or varies over the axis; the
     # tile loops mix all three inputs, so they must agree (the transpose of this cast sums the
     # gradient of replicated parameters over the devices).
     axes = _varying_axes((params, u, v))
     params, u, v = _vary((params, u, v), axes)
     plan = _Plan(
-        pair=lambda p, a, b: critic.apply(p, a, b, method=critic.pair),
+        pair=pair,
         names=names,
-        rows_per_block=min(block_rows or x.shape[0], x.shape[0]),
-        cols_per_tile=min(block_cols or y.shape[0], y.shape[0]),
+        rows_per_block=min(block_rows or u.shape[0], u.shape[0]),
+        cols_per_tile=min(block_cols or v.shape[0], v.shape[0]),
         clip=clip,
         ring_axis=axis_name if ring else None,
         num_devices=num_devices,
@@ -272,126 +208,18 @@ def row_statistics(
     return _tiled_statistics(plan, params, u, v, offset, row_labels, column_labels)
 
 
-def bound_from_statistics(
-    bound: str,
-    statistics: Mapping[str, Array],
-    num_columns: int,
-    *,
-    axis_name: str | None = None,
-    log_baseline: Array | float = 0.0,
-    state: bounds.MineState | None = None,
-    decay: float = 0.99,
-) -> Array | tuple[Array, bounds.MineState]:
-    """The value of ``bound`` (a name of :data:`BOUND_STATISTICS`) from its row statistics.
-
-    The formulas of :mod:`factorcl_jax.bounds` with every reduction over columns replaced by
-    its statistic, e.g. InfoNCE ``log m + mean_i(positive_i - logsumexp_i)``. Values are this
-    device's share (its rows); ``dv``, ``mine`` and ``smile`` pool their log-mean-exp over
-    ``axis_name`` as in :mod:`bounds`.
-
-    Args:
-      bound: the bound's name.
-      statistics: ``{name: [n]}`` holding at least ``BOUND_STATISTICS[bound]``.
-      num_columns: ``m``, the columns every row was scored against.
-      axis_name: mapped axis spanning the global batch (``dv``, ``mine``, ``smile``).
-      log_baseline: ``tuba``'s scalar or ``[n]`` log-baseline.
-      state: ``mine``'s moving average (required for ``mine``).
-      decay: ``mine``'s decay.
-
-    Returns:
-      The scalar value (``(value, new_state)`` for ``mine``).
-    """
-    if bound not in BOUND_STATISTICS:
-        raise ValueError(f"`bound` must be one of {list(BOUND_STATISTICS)}, got {bound!r}")
-    missing = [name for name in BOUND_STATISTICS[bound] if name not in statistics]
-    if missing:
-        raise ValueError(f"{bound} needs the row statistics {missing}")
-    m = num_columns
-    s = statistics
-    negatives = lambda: float(s["positive"].shape[0] * (m - 1))  # beyond int32 at m = 2^16
-    if bound == "infonce":
-        return math.log(m) + jnp.mean(s["positive"] - s["logsumexp"])
-    if bound == "nce_club":
-        return jnp.mean(s["positive"] - s["sum"] / m)
-    if bound == "supcon":
-        return math.log(m) + jnp.mean(s["label_sum"] / s["label_count"] - s["logsumexp"])
-    if bound in ("tuba", "nwj"):
-        b = 1.0 if bound == "nwj" else jnp.asarray(log_baseline, jnp.float32)
-        mean_exp = jnp.exp(s["negative_logsumexp"] - b - math.log(m - 1))
-        return jnp.mean(1.0 + s["positive"] - b - mean_exp)
-    if bound in ("dv", "mine"):
-        log_mean_exp = _pooled_log_mean_exp(s["negative_logsumexp"], negatives(), axis_name)
-        if bound == "dv":
-            return jnp.mean(s["positive"]) - log_mean_exp
-        if state is None:
-            raise ValueError("mine needs `state` (bounds.mine_init() or the last state)")
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"`decay` must be in [0, 1), got {decay}")
-        return _mine_update(jnp.mean(s["positive"]), log_mean_exp, state, decay)
-    js_objective = -jnp.mean(jax.nn.softplus(-s["positive"])) - (
-        jnp.sum(s["negative_softplus_sum"]) / negatives()
-    )
-    if bound == "js_fgan":
-        return js_objective
-    if bound == "js":  # nwj(scores + 1)
-        value = jnp.mean(1.0 + s["positive"] - jnp.exp(s["negative_logsumexp"] - math.log(m - 1)))
-    else:  # smile
-        clipped = _pooled_log_mean_exp(s["clipped_negative_logsumexp"], negatives(), axis_name)
-        value = jnp.mean(s["positive"]) - clipped
-    return _value_with_gradient_of(value, js_objective)
-
-
-def class_statistics(
-    class_scores: Array, row_labels: Array, class_counts: Array
-) -> dict[str, Array]:
-    r"""Row statistics of scores whose columns are one-hot labels, from ``[n, C]`` scores.
-
-    When column ``j`` is the label ``y_j`` (``s_ij = c_{i, y_j}``, e.g. SUP's ``I(Z; Y)``
-    critics), the ``m`` columns repeat ``C`` distinct ones, and with ``k_c`` columns of class
-    ``c``:
-
-    .. math::
-        \text{positive}_i = c_{i, y_i}, \quad \text{sum}_i = \sum_c k_c\, c_{ic}, \quad
-        \text{logsumexp}_i = \log \sum_c k_c\, e^{c_{ic}}
-
-    Args:
-      class_scores: ``[n, C]`` scores of every row against every class.
-      row_labels: ``[n]`` integer labels; row ``i``'s positive column has label ``y_i``.
-      class_counts: ``[C]`` number of columns of each class (``m = sum_c k_c``).
-
-    Returns:
-      ``{"positive", "sum", "logsumexp": [n] float32}``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> stats = class_statistics(jnp.array([[1.0, 0.0]]), jnp.array([0]), jnp.array([2, 1]))
-      >>> [float(stats[k][0]) for k in ("positive", "sum")]
-      [1.0, 2.0]
-    """
-    class_scores = class_scores.astype(jnp.float32)
-    counts = class_counts.astype(jnp.float32)
-    return {
-        "positive": jnp.take_along_axis(class_scores, row_labels[:, None], axis=1)[:, 0],
-        "sum": class_scores @ counts,
-        "logsumexp": jax.nn.logsumexp(class_scores, axis=1, b=counts[None, :]),
-    }
-
-
 # ------------------------------------------------------------------------- checks
 
 
-def check_pair_inputs(x: Array, y: Array) -> None:
-    """Raises unless ``x`` and ``y`` are floating-point ``[rows, features]`` arrays."""
-    check_float_matrix(x, "x", axes="[rows, features]")
-    check_float_matrix(y, "y", axes="[rows, features]")
-
-
-def _check_inputs(x: Array, y: Array, ring: bool, axis_name: str | None) -> None:
-    check_pair_inputs(x, y)
-    if x.shape[0] < 1:
-        raise ValueError(f"`x` needs at least 1 row, got shape {x.shape}")
-    if ring and axis_name is None:
-        raise ValueError("`ring=True` needs the `axis_name` of the devices to pass columns over")
+def _check_towers(u: Array, v: Array) -> None:
+    for name, array in (("u", u), ("v", v)):
+        if getattr(array, "ndim", None) != 2:
+            raise ValueError(
+                f"`{name}` (tower outputs) must have shape [rows, H], got "
+                f"{getattr(array, 'shape', type(array).__name__)}"
+            )
+    if u.shape[0] < 1:
+        raise ValueError(f"`x` needs at least 1 row, got {u.shape[0]}")
 
 
 def _check_block(name: str, block: int | None) -> int | None:
@@ -412,26 +240,6 @@ def _check_labels(
             raise ValueError(
                 f"`{name}` must be [{size}] integers, got {labels.dtype}{list(labels.shape)}"
             )
-
-
-def _check_offset(offset: int | Array, n: int, m_block: int, m: int, ring: bool) -> None:
-    if m < 2:
-        raise ValueError(f"the scores need at least 2 columns (one positive), got m = {m}")
-    if isinstance(offset, jax.Array):
-        if offset.shape != () or not jnp.issubdtype(offset.dtype, jnp.integer):
-            raise TypeError(f"`offset` must be an int or an integer scalar array, got {offset!r}")
-        try:
-            offset = int(offset)
-        except jax.errors.ConcretizationTypeError:
-            return  # traced (e.g. axis_index * n): range-checked by the caller
-    if not isinstance(offset, int) or isinstance(offset, bool):
-        raise TypeError(f"`offset` must be an int or an integer scalar array, got {offset!r}")
-    if not 0 <= offset <= m_block - n:
-        where = "this device's column block" if ring else "the columns"
-        raise ValueError(
-            f"`offset` must be in [0, {m_block - n}] so that the positives [i, i + offset] of "
-            f"the {n} rows fall in {where} ({m_block}), got {offset}"
-        )
 
 
 # ------------------------------------------------------------------------- the tiles
@@ -547,13 +355,13 @@ def _tile_reduction(name: str, scores: Array, masks, clip: float | None) -> Arra
     """The statistic over one tile's columns: ``[br, bc] -> [br]``."""
     include = _included(name, masks)
     values = _transformed(name, scores, clip)
-    if name in _LOG_SUM_EXP:
+    if name in LOG_SUM_EXP:
         return jax.nn.logsumexp(jnp.where(include, values, -jnp.inf), axis=1)
     return jnp.sum(jnp.where(include, values, 0.0), axis=1)
 
 
 def _combine(name: str, accumulated: Array, tile: Array) -> Array:
-    return jnp.logaddexp(accumulated, tile) if name in _LOG_SUM_EXP else accumulated + tile
+    return jnp.logaddexp(accumulated, tile) if name in LOG_SUM_EXP else accumulated + tile
 
 
 def _score_cotangent(plan: _Plan, scores: Array, masks, statistics, cotangents) -> Array:
@@ -565,7 +373,7 @@ def _score_cotangent(plan: _Plan, scores: Array, masks, statistics, cotangents) 
     total = jnp.zeros_like(scores)
     for name in plan.names:
         weight = _derivative(name, scores, plan.clip)
-        if name in _LOG_SUM_EXP:
+        if name in LOG_SUM_EXP:
             weight = weight * jnp.exp(
                 _transformed(name, scores, plan.clip) - statistics[name][:, None]
             )
@@ -575,7 +383,7 @@ def _score_cotangent(plan: _Plan, scores: Array, masks, statistics, cotangents) 
 
 
 def _initial_statistics(plan: _Plan, num_blocks: int) -> dict[str, Array]:
-    start = {name: -jnp.inf if name in _LOG_SUM_EXP else 0.0 for name in plan.names}
+    start = {name: -jnp.inf if name in LOG_SUM_EXP else 0.0 for name in plan.names}
     full = {
         name: jnp.full((num_blocks, plan.rows_per_block), value, jnp.float32)
         for name, value in start.items()
