@@ -29,7 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from factorcl_jax import bounds, critics
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
 
 from common import compiled_cost, matmul_peak_gflops, median_seconds, torch_available
 

@@ -166,9 +166,11 @@ def worker(spec: dict) -> dict:
     import numpy as np
     from train_step import jax_step_flops
 
-    from factorcl_jax import augment, critics, parallel
-    from factorcl_jax.builder import build_trainer
+    from factorcl_jax import critics
     from factorcl_jax.config import replace
+    from factorcl_jax.models import augment
+    from factorcl_jax.training import parallel
+    from factorcl_jax.training.builder import build_trainer
 
     from common import planned_peak_bytes
 
@@ -367,7 +369,9 @@ def main(argv=None) -> None:
         return
 
     from factorcl_jax.config import to_dict
-    from factorcl_jax.reporting import format_table, make_run_dir, write_json
+    from factorcl_jax.io.atomic import write_json
+    from factorcl_jax.io.tables import format_table
+    from factorcl_jax.runs.rundir import make_run_dir
 
     out = make_run_dir(args.out, "bench-memory")
     preset = "quick" if args.quick else "full"

@@ -10,7 +10,7 @@
   Writes ``estimates_vs_truth.png``.
 * **Staircase** (``--dims``): the FactorCL paper's Experiment 1 (true MI 2, 4, 6, 8, 10
   nats; fresh batches; one critic through all levels). Estimators that share a training
-  rule share one compiled program (``mi_benchmark.staircase_program``); per level the bias,
+  rule share one compiled program (``staircase.staircase_program``); per level the bias,
   variance and MSE of the last ``--window`` estimates, and ``staircase-{variant}.png``.
 
 Usage: python benchmarks/mi_estimation.py [--out DIR] [--quick | --full] [--help]
@@ -32,9 +32,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from factorcl_jax import estimate, mi_benchmark, plotting
+from factorcl_jax import estimate
 from factorcl_jax.data import mi_tasks
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.estimate import staircase
+from factorcl_jax.io import plotting
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
 
 from common import compiled_cost, timed
 
@@ -308,10 +312,10 @@ def run_staircases(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, l
         panels = []
         for dim in args.dims:
             tasks = mi_tasks.staircase(dim, args.levels, family=variant)
-            true_mi, optimal = mi_benchmark.optimal_values(tasks)
+            true_mi, optimal = staircase.optimal_values(tasks)
             curves = {}
             for names, kind in _programs(args.staircase_estimators, args.critics):
-                program = mi_benchmark.staircase_program(
+                program = staircase.staircase_program(
                     tasks,
                     names,
                     estimate.make_critic(kind, args.hidden),
@@ -320,7 +324,7 @@ def run_staircases(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, l
                     learning_rate=args.learning_rate,
                 )
                 keys = jax.random.split(jax.random.key(0), args.staircase_seeds)
-                compiled, compile_seconds, _ = compiled_cost(mi_benchmark.over_seeds(program), keys)
+                compiled, compile_seconds, _ = compiled_cost(staircase.over_seeds(program), keys)
                 history, run_seconds = timed(compiled, keys)
                 history = np.asarray(history)  # [seeds, estimators, levels, steps]
                 window = min(args.window, args.steps)
@@ -328,7 +332,7 @@ def run_staircases(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, l
                     histories[f"{variant}-d{dim}.{name}.{kind}"] = history[:, index]
                     if name in PAPER_FIGURE and kind != "separable":
                         curves[PAPER_FIGURE[name]] = history[:, index]
-                    metrics = mi_benchmark.level_metrics(history[:, index], true_mi, window)
+                    metrics = staircase.level_metrics(history[:, index], true_mi, window)
                     for level, task in enumerate(tasks):
                         rows.append(
                             {

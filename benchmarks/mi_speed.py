@@ -11,7 +11,7 @@ hidden layer of 512, Adam 5e-3, 5 levels) runs as one compiled program with
   recomputes one row of masks at a time in a single elementwise pass);
 * ``fused, infonce+nce_club``: both estimators from one program (they share InfoNCE
   training, so one critic serves both);
-* ``fused, S seeds``: ``S`` seeds in one program (``mi_benchmark.over_seeds``: one after
+* ``fused, S seeds``: ``S`` seeds in one program (``staircase.over_seeds``: one after
   another on CPU, ``vmap``-ped on accelerators).
 
 For one training step of each critic it reports XLA's cost analysis (FLOPs, bytes accessed),
@@ -34,10 +34,13 @@ import jax
 import numpy as np
 import optax
 
-from factorcl_jax import critics, estimate, mi_benchmark
+from factorcl_jax import critics, estimate
 from factorcl_jax.data import mi_tasks
+from factorcl_jax.estimate import staircase
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
 from factorcl_jax.networks.layers import MLP
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.runs.rundir import make_run_dir
 
 from common import compiled_cost, copy_bandwidth_gbs, matmul_peak_gflops, timed, xla_cost
 
@@ -118,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"matmul peak {peak:.1f} GFLOP/s, copy bandwidth {bandwidth:.1f} GB/s\n", flush=True)
 
     def program(kind: str, names: str | tuple, seeds: int) -> tuple[Callable, Any, float]:
-        run = mi_benchmark.staircase_program(
+        run = staircase.staircase_program(
             tasks,
             names,
             CRITICS[kind],
@@ -127,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             learning_rate=LEARNING_RATE,
         )
         keys = jax.random.split(jax.random.key(0), seeds)
-        compiled, seconds, _ = compiled_cost(mi_benchmark.over_seeds(run), keys)
+        compiled, seconds, _ = compiled_cost(staircase.over_seeds(run), keys)
         return compiled, keys, seconds
 
     cases = {

@@ -9,7 +9,7 @@ warm-up call:
   staircase     the FactorCL paper's d = 20 Gaussian staircase: InfoNCE, a concat critic
                 with one hidden layer of 512, batch 64, Adam 5e-3, 5 levels x ``--steps``
                 steps (4000 in the paper), one seed, as one compiled program. A tree is run
-                the way its own staircase runner runs one seed: ``mi_benchmark.over_seeds``
+                the way its own staircase runner runs one seed: ``staircase.over_seeds``
                 where the tree has it, else ``jax.vmap`` (its runner's path); a tree without
                 ``over_seeds`` is also timed called directly (``staircase, no vmap``), so
                 the comparison does not hinge on that choice.
@@ -44,7 +44,9 @@ from typing import Any
 
 import jax
 
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
 
 from common import matmul_peak_gflops
 
@@ -74,11 +76,12 @@ def time_calls(compiled, args, calls, carry=False):
 
 
 if "staircase" in spec["workloads"]:
-    from factorcl_jax import critics, mi_benchmark
+    from factorcl_jax import critics
+    from factorcl_jax.estimate import staircase
     from factorcl_jax.data import mi_tasks
 
     steps = spec["steps"]
-    program = mi_benchmark.staircase_program(
+    program = staircase.staircase_program(
         mi_tasks.staircase(20), "infonce", critics.ConcatCritic(hidden=(512,)),
         steps_per_level=steps, batch_size=64, learning_rate=5e-3,
     )
@@ -100,7 +103,7 @@ if "staircase" in spec["workloads"]:
 
 variants = [w for w in spec["workloads"] if w.startswith("FactorCL")]
 if variants:
-    from factorcl_jax import augment
+    from factorcl_jax.models import augment
     from factorcl_jax.data.synthetic import make_synthetic
 
     data = make_synthetic(128, input_dim=100, seed=0)
@@ -108,11 +111,11 @@ if variants:
     pair = (augment.default_augmentation,) * 2
     for variant in variants:
         try:
-            from factorcl_jax.builder import build_trainer
+            from factorcl_jax.training.builder import build_trainer
             from factorcl_jax.config import PRESETS
             trainer = build_trainer(PRESETS["paper"], variant, augmentations=pair)
         except ImportError:
-            from factorcl_jax import train
+            from factorcl_jax.training import step
             trainer = train.default_trainer(
                 variant, num_classes=2, encoder_hidden=512, encoder_layers=3, embed_dim=128,
                 critic_hidden=512, learning_rate=1e-4, augmentations=pair,

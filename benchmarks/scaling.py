@@ -1,6 +1,6 @@
 """Data-parallel FactorCL-SSL steps on 1, 2, 4 and 8 devices: throughput and memory per device.
 
-One global batch is split over ``D`` devices by :func:`factorcl_jax.parallel.sharded_step`
+One global batch is split over ``D`` devices by :func:`factorcl_jax.training.parallel.sharded_step`
 (``shard_map`` over a ``('data',)`` mesh); every device scores its ``n / D`` rows against the
 ``n`` columns of the global batch. Each configuration runs three ways: ``dense`` and
 ``blocked`` pairwise scoring (``block_size`` rows of the critics' pairwise head at a time)
@@ -34,11 +34,13 @@ import argparse  # noqa: E402  (JAX must see XLA_FLAGS first)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from factorcl_jax import parallel  # noqa: E402
-from factorcl_jax.builder import build_trainer  # noqa: E402
 from factorcl_jax.config import PRESETS, RunConfig, replace, to_dict  # noqa: E402
-from factorcl_jax.reporting import format_table, make_run_dir, write_json  # noqa: E402
-from factorcl_jax.train import Trainer  # noqa: E402
+from factorcl_jax.io.atomic import write_json  # noqa: E402
+from factorcl_jax.io.tables import format_table  # noqa: E402
+from factorcl_jax.runs.rundir import make_run_dir  # noqa: E402
+from factorcl_jax.training import parallel  # noqa: E402
+from factorcl_jax.training.builder import build_trainer  # noqa: E402
+from factorcl_jax.training.step import Trainer  # noqa: E402
 
 from common import median_seconds, planned_peak_bytes  # noqa: E402
 

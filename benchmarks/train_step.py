@@ -44,11 +44,14 @@ import time
 import jax
 import numpy as np
 
-from factorcl_jax import augment, objectives
-from factorcl_jax.builder import build_trainer
+from factorcl_jax import objectives
 from factorcl_jax.config import PRESETS, RunConfig, to_dict
 from factorcl_jax.data.synthetic import make_synthetic
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.models import augment
+from factorcl_jax.runs.rundir import make_run_dir
+from factorcl_jax.training.builder import build_trainer
 
 from common import matmul_peak_gflops, torch_available, xla_cost
 
@@ -123,7 +126,7 @@ def jax_step_flops(variant: str, n: int, config: RunConfig) -> int:
     only); the CLUB update then needs the CLUB critics' weight gradients, and XLA reuses the
     main update's CLUB forward (same parameters, same inputs). SUP's ``I(Z; Y)`` terms score
     the ``C`` classes instead of the ``n`` one-hot columns
-    (:func:`factorcl_jax.scoring.label_scores`).
+    (:func:`factorcl_jax.training.scoring.label_scores`).
     """
     method = objectives.get_method(variant)
     views = 1 if method.supervised else 2

@@ -19,7 +19,7 @@ what the label needs) and FactorCL-SUP is about a point behind. With 450 test im
 optimizer and epochs for all). FactorCL's six critics make it about 6 times slower to train.
 
 FactorCL's successors, which probe one fused representation of both views (64-d, CoMM and
-InfMasking of ``factorcl_jax.fusion``): CoMM 94.6 ± 0.6, InfMasking 93.0 ± 0.9. Without
+InfMasking of ``factorcl_jax.models.fusion``): CoMM 94.6 ± 0.6, InfMasking 93.0 ± 0.9. Without
 labels CoMM is level with FactorCL-SSL (0.3 points apart, within noise) and ahead of SimCLR;
 InfMasking's masked views do not help here (1.6 points below CoMM on average) and it trains
 about 2.9 times slower than CoMM (measured side by side). The rows were run with
@@ -41,10 +41,12 @@ import time
 import numpy as np
 
 from factorcl_jax import evaluation
-from factorcl_jax.builder import build_trainer
 from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data.two_view_digits import load_two_view_digits
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
+from factorcl_jax.training.builder import build_trainer
 
 METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-SUP")
 RAW = {"raw pixels x1": ("x1",), "raw pixels x2": ("x2",), "raw pixels [x1; x2]": ("x1", "x2")}

@@ -16,9 +16,13 @@ import time
 
 import jax
 
-from factorcl_jax import estimate, mi_benchmark, plotting
+from factorcl_jax import estimate
 from factorcl_jax.data import mi_tasks
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.estimate import staircase
+from factorcl_jax.io import plotting
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
 
 BATCH = 64
 
@@ -34,7 +38,7 @@ def main(argv=None):
         levels, steps, hidden = (2, 4, 6, 8, 10), 4000, (512,)
 
     tasks = mi_tasks.staircase(dim=20, levels=levels)  # one correlated-Gaussian task per level
-    run = mi_benchmark.staircase_program(
+    run = staircase.staircase_program(
         tasks,
         ("infonce", "nce_club"),  # one InfoNCE-trained critic, two estimates
         estimate.make_critic("concat", hidden),
@@ -44,10 +48,10 @@ def main(argv=None):
     start = time.perf_counter()
     history = jax.jit(run)(jax.random.key(0))  # [estimators, levels, steps]
     seconds = time.perf_counter() - start
-    true_mi, optimal = mi_benchmark.optimal_values(tasks)
+    true_mi, optimal = staircase.optimal_values(tasks)
     # Average of the last 500 estimates of each level (all of them when a level is shorter).
     infonce, nce_club = (
-        mi_benchmark.level_metrics(history[index], true_mi, min(500, steps))["estimate"]
+        staircase.level_metrics(history[index], true_mi, min(500, steps))["estimate"]
         for index in range(2)
     )
     rows = [

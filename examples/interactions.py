@@ -55,8 +55,7 @@ import time
 
 import numpy as np
 
-from factorcl_jax import evaluation, loop, objectives, probe
-from factorcl_jax.builder import build_trainer
+from factorcl_jax import evaluation, objectives
 from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data.synthetic import (
     LABEL_KINDS,
@@ -64,7 +63,12 @@ from factorcl_jax.data.synthetic import (
     make_synthetic,
     train_test_split,
 )
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.evaluation import probe
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
+from factorcl_jax.training import loop
+from factorcl_jax.training.builder import build_trainer
 
 METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-SUP")
 RAW = {"raw x1": ("x1",), "raw x2": ("x2",), "raw [x1; x2]": ("x1", "x2")}
@@ -98,7 +102,7 @@ QUICK = replace(
 def train_and_embed(trainer, train_data, test_data, config) -> tuple[list, float]:
     """Trains a fresh state; returns the probed representation of both splits and seconds."""
     start = time.perf_counter()
-    state, _ = evaluation.fit_fresh(trainer, train_data, config, progress=False)
+    state = evaluation.fit_and_probe(trainer, train_data, test_data, config, progress=False).state
     representation = config.probe.representation
     features = [
         loop.embed_dataset(trainer, state.params, split)[representation]

@@ -42,12 +42,15 @@ import time
 
 import numpy as np
 
-from factorcl_jax import augment, evaluation, models
-from factorcl_jax.builder import build_trainer, config_encoder
+from factorcl_jax import evaluation, models
 from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data import multibench
-from factorcl_jax.encoders import GRUEncoder
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.models import augment
+from factorcl_jax.models.encoders import GRUEncoder
+from factorcl_jax.runs.rundir import make_run_dir
+from factorcl_jax.training.builder import build_trainer, config_encoder
 
 TASKS = ("mosi", "mosei", "humor", "sarcasm", "mimic")
 PAPER_COLUMNS = {

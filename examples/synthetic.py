@@ -41,10 +41,12 @@ import time
 from collections.abc import Mapping, Sequence
 
 from factorcl_jax import evaluation
-from factorcl_jax.builder import build_trainer
 from factorcl_jax.config import PRESETS, RunConfig, replace, to_dict
 from factorcl_jax.data.synthetic import make_synthetic, train_test_split
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
+from factorcl_jax.training.builder import build_trainer
 
 METHODS = ("FactorCL-SUP", "FactorCL-SSL", "SimCLR", "SupCon")
 RAW = "raw inputs"

@@ -2,6 +2,6 @@
 
 import sys
 
-from factorcl_jax.cli import main
+from factorcl_jax.runs.cli import main
 
 sys.exit(main())

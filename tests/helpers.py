@@ -1,7 +1,7 @@
 """Small configurations and trainers shared by the tests (tiny networks, seconds to compile)."""
 
-from factorcl_jax.builder import build_trainer
 from factorcl_jax.config import PRESETS, RunConfig, replace
+from factorcl_jax.training.builder import build_trainer
 
 TINY = replace(
     PRESETS["quick"],

@@ -1,103 +1,104 @@
-"""The package's layering: every module imports only modules of the layers above it, so there
-are no import cycles and the configuration never imports the trainer (docs/ARCHITECTURE.md)."""
+"""The package's layering, as docs/ARCHITECTURE.md states it: every module is in the module
+map, and imports only modules listed above it (type-checking imports included), so there is
+no import cycle and the configuration never imports the trainer."""
 
 import ast
 import pathlib
+import re
 
 import factorcl_jax
 
 PACKAGE = pathlib.Path(factorcl_jax.__file__).parent
-LAYERS = [
-    ["validation", "rundir", "plotting", "preemption", "data"],
-    ["reporting"],
-    ["networks"],
-    ["bounds"],
-    ["critics"],
-    ["models", "encoders", "augment"],
-    ["objectives"],
-    ["fusion"],
-    ["schedules"],
-    ["config"],
-    ["scoring"],
-    ["views"],
-    ["state"],
-    ["train"],
-    ["builder"],
-    ["loop"],
-    ["parallel", "probe"],
-    ["evaluation", "estimate", "checkpoint"],
-    ["mi_benchmark"],
-    ["run"],
-    ["cli", "__init__"],
-    ["__main__"],
-]
+MAP = PACKAGE.parent / "docs" / "ARCHITECTURE.md"
 
 
-def layer_of(module: str) -> int:
-    top = module.split(".")[0]
-    (index,) = [i for i, names in enumerate(LAYERS) if top in names]
-    return index
+def module_map() -> list[str]:
+    """The modules of the map's table, in order (rank = position)."""
+    text = MAP.read_text()
+    table = text[text.index("## Module map") : text.index("\n## ", text.index("## Module map") + 1)]
+    return [
+        match.group(1)
+        for line in table.splitlines()
+        if (match := re.match(r"\|[^|]*\| `([\w.]+)` \|", line))
+    ]
+
+
+def modules_on_disk() -> dict[str, pathlib.Path]:
+    """``{"training.step": path, "validation": path, "__init__": path, ...}``; a package's
+    ``__init__`` is its package name."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if len(parts) == 2 and parts[1] == "__init__":
+            found[parts[0]] = path
+        else:
+            found[".".join(parts)] = path
+    return found
 
 
 def imported(path: pathlib.Path) -> set[str]:
-    """``factorcl_jax`` modules ``path`` imports at run time, at any depth of its code (the
-    imports of ``if TYPE_CHECKING:`` blocks, read by type checkers only, do not count)."""
+    """``factorcl_jax`` modules ``path`` imports at any depth of its code, as map names:
+    ``from factorcl_jax.training import loop`` is ``training.loop``,
+    ``from factorcl_jax.bounds.formulas import X`` is ``bounds.formulas``,
+    ``from factorcl_jax import bounds`` is the package ``bounds``."""
     tree = ast.parse(path.read_text())
-    type_only = {
-        id(statement)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
-        for statement in node.body
-    }
     names = set()
+    known = modules_on_disk()
     for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
-        if (
-            isinstance(node, ast.ImportFrom)
-            and node.module
-            and node.module.startswith("factorcl_jax")
-        ):
-            module = node.module.removeprefix("factorcl_jax").lstrip(".")
-            if module:
-                names.add(module)
-            else:
-                names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(
-                alias.name.removeprefix("factorcl_jax.")
-                for alias in node.names
-                if alias.name.startswith("factorcl_jax.")
-            )
-    return names
-
-
-SUBPACKAGES = sorted(path.parent.name for path in PACKAGE.glob("*/__init__.py"))
-
-
-def test_every_module_is_placed_in_a_layer():
-    modules = {path.stem for path in PACKAGE.glob("*.py")} | set(SUBPACKAGES)
-    placed = {name for names in LAYERS for name in names}
-    assert modules == placed
-
-
-def test_modules_import_only_the_layers_above_them():
-    wrong = []
-    files = [
-        *PACKAGE.glob("*.py"),
-        *(p for name in SUBPACKAGES for p in (PACKAGE / name).glob("*.py")),
-    ]
-    for path in files:
-        module = path.parent.name if path.parent != PACKAGE else path.stem
-        for dependency in imported(path):
-            if path.stem == "__init__" or dependency.split(".")[0] == module:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if not node.module.startswith("factorcl_jax"):
                 continue
-            if layer_of(dependency) >= layer_of(module):
-                wrong.append(f"{path.relative_to(PACKAGE)} imports {dependency}")
+            module = node.module.removeprefix("factorcl_jax").lstrip(".")
+            for alias in node.names:
+                child = f"{module}.{alias.name}" if module else alias.name
+                names.add(child if child in known else module)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("factorcl_jax."):
+                    names.add(alias.name.removeprefix("factorcl_jax."))
+    return {name for name in names if name}
+
+
+def rank_of(order: list[str], name: str) -> int:
+    """A module's rank; a package ranks as its last module (its ``__init__`` imports all)."""
+    if name in order:
+        return order.index(name)
+    members = [i for i, module in enumerate(order) if module.startswith(f"{name}.")]
+    assert members, f"{name} is not in the module map"
+    return max(members)
+
+
+def test_every_module_is_in_the_module_map_once():
+    order = module_map()
+    assert len(order) == len(set(order)), "a module is listed twice"
+    on_disk = {
+        name
+        for name in modules_on_disk()
+        if "." in name or name in ("validation", "__init__", "__main__")
+    }
+    assert set(order) == on_disk
+
+
+def test_modules_import_only_modules_above_them():
+    order = module_map()
+    wrong = []
+    for name, path in modules_on_disk().items():
+        if name == "__init__" or name == "__main__":
+            continue
+        if "." not in name and name != "validation":  # a sub-package's __init__
+            outside = [d for d in imported(path) if not d.startswith(f"{name}.")]
+            wrong += [f"{name}/__init__ imports {d} (re-exports only its own)" for d in outside]
+            continue
+        package = name.split(".")[0]
+        for dependency in imported(path):
+            if dependency == package:
+                wrong.append(f"{name} imports its own package {package} (a cycle)")
+            elif rank_of(order, dependency) >= rank_of(order, name):
+                wrong.append(f"{name} imports {dependency}, listed below it")
     assert not wrong, wrong
 
 
-def test_the_config_does_not_import_the_trainer():
-    assert imported(PACKAGE / "config.py").isdisjoint(
-        {"train", "scoring", "views", "state", "builder", "loop", "run"}
-    )
+def test_the_configuration_does_not_import_the_training_step():
+    for name in ("config.sections", "config.presets", "config.files"):
+        path = modules_on_disk()[name]
+        assert not {d for d in imported(path) if d.startswith(("training", "runs"))}, name

@@ -1,4 +1,4 @@
-"""Tests of the keyed, vectorised augmentations in ``factorcl_jax.augment``."""
+"""Tests of the keyed, vectorised augmentations in ``factorcl_jax.models.augment``."""
 
 import functools
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from factorcl_jax import augment
+from factorcl_jax.models import augment
 
 KEY = jax.random.key(0)
 VECTORS = jax.random.normal(jax.random.key(1), (64, 24))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from helpers import tiny_trainer
 
-from factorcl_jax import checkpoint
-from factorcl_jax.checkpoint import Checkpointer
-from factorcl_jax.rundir import RunWarning
+from factorcl_jax.runs import checkpoint
+from factorcl_jax.runs.checkpoint import Checkpointer
+from factorcl_jax.runs.rundir import RunWarning
 
 
 @pytest.fixture(scope="module")

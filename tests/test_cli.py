@@ -14,10 +14,10 @@ import jax
 import numpy as np
 import pytest
 
-from factorcl_jax import cli as cli_module
 from factorcl_jax import config as config_lib
-from factorcl_jax import run
-from factorcl_jax.cli import main as cli_main
+from factorcl_jax.runs import cli as cli_module
+from factorcl_jax.runs import job
+from factorcl_jax.runs.cli import main as cli_main
 
 TINY_TOML = """
 [data]
@@ -336,7 +336,7 @@ def saving(out):
 
 def final_params(out, config_path):
     config = config_lib.load_config(config_path)
-    _, (state, meta), _ = run.restore_method(out, config, "FactorCL-SSL", run.load_splits(config))
+    _, (state, meta), _ = job.restore_method(out, config, "FactorCL-SSL", job.load_splits(config))
     return jax.device_get(state), meta
 
 

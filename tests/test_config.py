@@ -57,7 +57,6 @@ def test_overrides_parse_types_and_lists():
         [
             "train.learning_rate=3e-4",
             "train.methods=FactorCL-SUP,SupCon",
-            "memory.block_size=32",
             "train.epochs=4",
             "memory.block_size=null",
             "model.normalize_heads=true",
@@ -117,7 +116,7 @@ def test_bad_files(tmp_path):
 
 
 def test_memory_keys_reach_the_trainer():
-    from factorcl_jax.builder import build_trainer
+    from factorcl_jax.training.builder import build_trainer
 
     config = config_lib.apply_overrides(
         config_lib.PRESETS["cpu"],
@@ -146,7 +145,7 @@ def test_replace_derives_a_validated_config_and_flatten_names_every_key():
 
 def test_every_preset_has_one_meaning_and_builds_every_method():
     from factorcl_jax import objectives
-    from factorcl_jax.builder import build_trainer
+    from factorcl_jax.training.builder import build_trainer
 
     names = list(config_lib.PRESETS)
     assert len(set(names)) == len(names) and {"cpu", "quick", "paper"} <= set(names)

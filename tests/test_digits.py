@@ -8,8 +8,8 @@ import pytest
 from example_scripts import load_example
 from sklearn.datasets import load_digits
 
-from factorcl_jax import probe
 from factorcl_jax.data import two_view_digits
+from factorcl_jax.evaluation import probe
 
 
 @pytest.fixture(scope="module")

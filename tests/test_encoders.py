@@ -6,8 +6,10 @@ import numpy as np
 import optax
 import pytest
 
-from factorcl_jax import augment, critics, encoders, loop, models, objectives
-from factorcl_jax.train import Trainer
+from factorcl_jax import critics, models, objectives
+from factorcl_jax.models import augment, encoders
+from factorcl_jax.training import loop
+from factorcl_jax.training.step import Trainer
 
 ENCODERS = {
     "transformer": encoders.TransformerEncoder(output_dim=8, num_heads=2, num_layers=2),

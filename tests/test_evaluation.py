@@ -5,8 +5,8 @@ import pytest
 from helpers import tiny_config
 
 from factorcl_jax import evaluation
-from factorcl_jax.builder import build_trainer
 from factorcl_jax.config import replace
+from factorcl_jax.training.builder import build_trainer
 
 CONFIG = tiny_config(model={"critic_hidden": 16})
 

@@ -27,8 +27,9 @@ from hypothesis.extra import numpy as hnp
 from test_bounds import REFERENCES
 from test_cli import TINY_TOML, deterministic, final_params, read_metrics
 
-from factorcl_jax import bounds, critics, estimate, rundir, validation
-from factorcl_jax.cli import main as cli_main
+from factorcl_jax import bounds, critics, estimate, validation
+from factorcl_jax.runs import rundir
+from factorcl_jax.runs.cli import main as cli_main
 
 ERROR = "factorcl-jax: error: "
 
@@ -654,7 +655,7 @@ def test_traceback_flag_anywhere_shows_the_traceback(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_with_exit_1(tmp_path, capsys, monkeypatch):
-    from factorcl_jax import cli
+    from factorcl_jax.runs import cli
 
     def broken(args):
         raise KeyError("internal")
@@ -679,7 +680,7 @@ def test_an_unexpected_error_is_one_line_with_exit_1(tmp_path, capsys, monkeypat
 def test_signals_outside_training_stop_in_one_line(
     interrupt, status, message, tmp_path, capsys, monkeypatch
 ):
-    from factorcl_jax import cli
+    from factorcl_jax.runs import cli
 
     def interrupted(args):
         interrupt()
@@ -1047,7 +1048,7 @@ def test_fuzz_estimate_mi_refuses_what_it_cannot_estimate(x, batch_size):
 
 
 def test_resuming_metrics_keep_foreign_lines_and_drop_a_torn_one(tmp_path):
-    from factorcl_jax.run import MetricsLog
+    from factorcl_jax.runs.metrics import MetricsLog
 
     lines = [
         b'{"method": "A", "step": 1, "loss": 1.0}\n',
@@ -1079,7 +1080,7 @@ def test_resuming_metrics_keep_foreign_lines_and_drop_a_torn_one(tmp_path):
     ],
 )
 def test_csv_rows_are_never_dropped_silently(tmp_path, text, rows):
-    from factorcl_jax.cli import _load_table
+    from factorcl_jax.io.tables import load_table as _load_table
 
     path = tmp_path / "x.csv"
     path.write_text(text, encoding="utf-8")
@@ -1090,7 +1091,7 @@ def test_csv_rows_are_never_dropped_silently(tmp_path, text, rows):
 
 def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
     from factorcl_jax import config as config_lib
-    from factorcl_jax.run import check_memory
+    from factorcl_jax.runs.memory import check_memory
 
     config = config_lib.PRESETS["paper"]
     check_memory(config, available=2**30)  # the paper's setting needs well under 1 GiB
@@ -1110,18 +1111,18 @@ def test_the_memory_check_is_a_lower_bound_that_names_the_largest_part():
 
 def test_scripts_and_estimate_never_overwrite_a_finished_run(tmp_path, capsys):
     """``--out`` holding a finished run's results.json is refused, byte for byte untouched."""
-    from factorcl_jax import reporting
+    from factorcl_jax.runs import rundir
 
     done = tmp_path / "done"
     done.mkdir()
     (done / "results.json").write_text('{"kept": true}\n')
     before = snapshot(done)
-    with pytest.raises(rundir.RunDirectoryError, match="already holds a finished run"):
-        reporting.make_run_dir(done, "estimate")
+    with pytest.raises(rundir.RunDirectoryError, match="already holds a run"):
+        rundir.make_run_dir(done, "estimate")
     x = save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(64, 2)))
     status, captured = run_in_process(["estimate", x, x, "--out", done], capsys)
-    assert_one_line(status, captured.err, expected="already holds a finished run")
+    assert_one_line(status, captured.err, expected="already holds a run")
     assert snapshot(done) == before
     (tmp_path / "file").write_text("x")
-    with pytest.raises(rundir.RunDirectoryError, match="is a file"):
-        reporting.make_run_dir(tmp_path / "file", "estimate")
+    with pytest.raises(rundir.RunDirectoryError, match="exists and is not a directory"):
+        rundir.make_run_dir(tmp_path / "file", "estimate")

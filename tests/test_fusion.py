@@ -11,8 +11,10 @@ from helpers import TINY, evaluate_on_scores, tiny_trainer
 from test_parallel import assert_same_step, exact_trainer, mapped_step, single_device_step
 from test_train import tiny_data
 
-from factorcl_jax import bounds, fusion, models, views
+from factorcl_jax import bounds, critics, models
+from factorcl_jax.models import fusion
 from factorcl_jax.objectives import METHODS, FusedView, Method, Term, Views
+from factorcl_jax.training import views
 
 TEMPERATURE = 0.1
 
@@ -54,7 +56,7 @@ def random_views(method, n=5, dim=3, seed=0):
 
 
 def cosine_score(term, left, right):
-    return fusion.CosineCritic(TEMPERATURE).apply({}, left, right)
+    return critics.CosineCritic(TEMPERATURE).apply({}, left, right)
 
 
 # ---------------------------------------------------------------- the bound and the critic
@@ -63,7 +65,7 @@ def cosine_score(term, left, right):
 def test_cosine_critic_matches_numpy_and_has_no_parameters():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
-    critic = fusion.CosineCritic(TEMPERATURE)
+    critic = critics.CosineCritic(TEMPERATURE)
     assert critic.init(jax.random.key(0), jnp.asarray(x), jnp.asarray(y)) == {}
     np.testing.assert_allclose(
         critic.apply({}, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)),
@@ -72,7 +74,7 @@ def test_cosine_critic_matches_numpy_and_has_no_parameters():
         atol=1e-5,
     )
     with pytest.raises(ValueError, match="`temperature` must be > 0"):
-        fusion.CosineCritic(0.0).apply({}, jnp.ones((2, 2)), jnp.ones((2, 2)))
+        critics.CosineCritic(0.0).apply({}, jnp.ones((2, 2)), jnp.ones((2, 2)))
 
 
 @pytest.mark.parametrize(
@@ -261,14 +263,14 @@ def test_a_masked_out_modality_cannot_change_the_fused_output():
 def test_random_token_masks_keep_the_same_number_of_tokens_per_modality():
     view = FusedView(0, mask_ratio=0.5, draws=3)
     noise = jax.random.uniform(jax.random.key(1), (4, 3, 2 * 6))
-    attend, replace = fusion.token_masks(view, 4, 2, 6, noise)
+    attend, replace = views.token_masks(view, 4, 2, 6, noise)
     assert attend.shape == replace.shape == (12, 12) and bool(attend.all())
     kept = ~np.asarray(replace).reshape(12, 2, 6)
     np.testing.assert_array_equal(kept.sum(-1), 3)  # floor(6 * (1 - 0.5)) per modality
     # Rows t * n + i: different draws of one sample and different samples get other masks.
     rows = {tuple(row) for row in kept.reshape(12, 12)}
     assert len(rows) > 8
-    only2 = fusion.token_masks(FusedView(0, (1,), mask_ratio=0.5), 4, 2, 6, noise[:, :1])
+    only2 = views.token_masks(FusedView(0, (1,), mask_ratio=0.5), 4, 2, 6, noise[:, :1])
     np.testing.assert_array_equal(np.asarray(only2[0])[:, :6], False)
     np.testing.assert_array_equal(np.asarray(only2[1])[:, :6], False)  # not attended anyway
     assert np.asarray(only2[1])[:, 6:].sum(-1).tolist() == [3] * 4
@@ -280,7 +282,7 @@ def test_randomly_masked_tokens_get_no_gradient():
     params = model.init(jax.random.key(0), x)
     _, tokens = model.apply(params, x, method=fusion.FusionModel.tokens)
     view = FusedView(0, mask_ratio=0.75, draws=1)
-    _, replace = fusion.token_masks(view, 3, 2, 4, jax.random.uniform(jax.random.key(2), (3, 1, 8)))
+    _, replace = views.token_masks(view, 3, 2, 4, jax.random.uniform(jax.random.key(2), (3, 1, 8)))
 
     def projected(tokens):
         return model.apply(
@@ -311,11 +313,11 @@ def test_fused_view_errors(kwargs, match):
 
 def test_token_mask_errors():
     with pytest.raises(ValueError, match="keeps none"):
-        fusion.token_masks(FusedView(mask_ratio=0.9), 2, 2, 4, jnp.zeros((2, 1, 8)))
+        views.token_masks(FusedView(mask_ratio=0.9), 2, 2, 4, jnp.zeros((2, 1, 8)))
     with pytest.raises(ValueError, match="needs `noise` of shape"):
-        fusion.token_masks(FusedView(mask_ratio=0.5), 2, 2, 4, None)
+        views.token_masks(FusedView(mask_ratio=0.5), 2, 2, 4, None)
     with pytest.raises(ValueError, match="sees modality 2"):
-        fusion.token_masks(FusedView(modalities=(2,)), 2, 2, 4)
+        views.token_masks(FusedView(modalities=(2,)), 2, 2, 4)
 
 
 def test_fused_methods_must_read_declared_views():
@@ -352,7 +354,7 @@ def test_the_trainer_computes_the_declared_views_and_probes_the_fused_representa
 
 def test_a_fused_method_needs_a_fusion_model_and_augmentations():
     plain = tiny_trainer("SimCLR")
-    with pytest.raises(ValueError, match=r"must be a fusion\.FusionModel"):
+    with pytest.raises(ValueError, match=r"must be a FusionModel"):
         dataclasses.replace(plain, method=METHODS["CoMM"], model=models.MultimodalModel((), {}))
     with pytest.raises(ValueError, match="needs `augmentations`"):
         dataclasses.replace(tiny_trainer("CoMM"), augmentations=None)

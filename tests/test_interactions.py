@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from example_scripts import load_example
 
-from factorcl_jax import probe
 from factorcl_jax.data.synthetic import (
     LABEL_KINDS,
     interaction_labels,
     make_synthetic,
     train_test_split,
 )
+from factorcl_jax.evaluation import probe
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-from factorcl_jax import estimate, mi_benchmark, plotting
+from factorcl_jax import estimate
 from factorcl_jax.data import mi_tasks
-from factorcl_jax.estimate import ESTIMATORS, critic_outputs
+from factorcl_jax.estimate import ESTIMATORS, critic_outputs, staircase
+from factorcl_jax.io import plotting
 
 
 def run_staircase(tasks, names, hidden, seeds=1, **settings):
-    program = mi_benchmark.staircase_program(
+    program = staircase.staircase_program(
         tasks, names, estimate.make_critic("concat", hidden), **settings
     )
     return np.asarray(jax.jit(jax.vmap(program))(jax.random.split(jax.random.key(0), seeds)))
@@ -21,7 +22,7 @@ def run_staircase(tasks, names, hidden, seeds=1, **settings):
 
 def test_over_seeds_equals_vmap_for_one_seed_and_several():
     """One seed is a plain call; several run in turn or side by side; all equal jax.vmap."""
-    program = mi_benchmark.staircase_program(
+    program = staircase.staircase_program(
         mi_tasks.staircase(2, levels=(1.0, 2.0)),
         "infonce",
         estimate.make_critic("concat", (8,)),
@@ -29,7 +30,7 @@ def test_over_seeds_equals_vmap_for_one_seed_and_several():
         batch_size=8,
     )
     for side_by_side in (None, True, False):
-        seeded = jax.jit(mi_benchmark.over_seeds(program, side_by_side=side_by_side))
+        seeded = jax.jit(staircase.over_seeds(program, side_by_side=side_by_side))
         for seeds in (1, 3):
             keys = jax.random.split(jax.random.key(2), seeds)
             # Equal up to float rounding, which Adam's first normalised steps amplify.
@@ -37,7 +38,7 @@ def test_over_seeds_equals_vmap_for_one_seed_and_several():
                 seeded(keys), jax.jit(jax.vmap(program))(keys), rtol=1e-3, atol=1e-4
             )
     with pytest.raises(ValueError, match="keys"):
-        mi_benchmark.over_seeds(program)(jax.random.split(jax.random.key(0), (2, 2)))
+        staircase.over_seeds(program)(jax.random.split(jax.random.key(0), (2, 2)))
 
 
 @pytest.mark.slow
@@ -49,7 +50,7 @@ def test_staircase_history_follows_the_level_schedule():
     keys = jax.random.split(jax.random.key(1), 3)
 
     def history(learning_rate):
-        program = mi_benchmark.staircase_program(
+        program = staircase.staircase_program(
             tasks,
             "nce_club",
             critic,
@@ -99,19 +100,19 @@ def short_staircase():
 @pytest.mark.slow
 def test_short_staircase_nce_club_is_between_truth_and_optimal_critic(short_staircase):
     tasks, histories = short_staircase
-    true_mi, optimal = mi_benchmark.optimal_values(tasks)
+    true_mi, optimal = staircase.optimal_values(tasks)
     np.testing.assert_allclose(true_mi, [1.0, 2.0])
     np.testing.assert_allclose(optimal, [t.nce_club_optimal_value for t in tasks])
     assert histories["nce_club"].shape == (1, 2, 600)
-    estimate_ = mi_benchmark.level_metrics(histories["nce_club"], true_mi, window=300)["estimate"]
+    estimate_ = staircase.level_metrics(histories["nce_club"], true_mi, window=300)["estimate"]
     assert np.all(estimate_ > true_mi - 0.1), estimate_
     assert np.all(estimate_ < optimal + 0.3), (estimate_, optimal)
 
 
 def test_short_staircase_infonce_stays_below_truth_and_log_batch(short_staircase):
     tasks, histories = short_staircase
-    true_mi, _ = mi_benchmark.optimal_values(tasks)
-    estimate_ = mi_benchmark.level_metrics(histories["infonce"], true_mi, window=300)["estimate"]
+    true_mi, _ = staircase.optimal_values(tasks)
+    estimate_ = staircase.level_metrics(histories["infonce"], true_mi, window=300)["estimate"]
     assert np.all(estimate_ < true_mi + 0.1), estimate_
     assert np.all(estimate_ < math.log(64)), estimate_
     assert estimate_[0] > 0.5, "the critic should learn most of the first nat"
@@ -129,7 +130,7 @@ def test_shared_program_equals_separate_programs():
         alone = run_staircase(tasks, name, (8,), seeds=2, **settings)
         np.testing.assert_allclose(shared[:, index], alone, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError, match="pairwise and stateless"):
-        mi_benchmark.staircase_program(
+        staircase.staircase_program(
             tasks, ("infonce", "mine"), estimate.make_critic("concat", (8,))
         )
 
@@ -138,7 +139,7 @@ def test_level_metrics_match_numpy():
     rng = np.random.default_rng(0)
     history = rng.normal(loc=[[1.0], [3.0]], scale=0.5, size=(3, 2, 50))
     true_mi = np.array([1.2, 2.5])
-    metrics = mi_benchmark.level_metrics(history, true_mi, window=20)
+    metrics = staircase.level_metrics(history, true_mi, window=20)
     for level in range(2):
         tail = history[:, level, -20:].ravel()
         np.testing.assert_allclose(metrics["estimate"][level], tail.mean())
@@ -150,9 +151,9 @@ def test_level_metrics_match_numpy():
 
 def test_level_metrics_validate_arguments():
     with pytest.raises(ValueError, match="`window`"):
-        mi_benchmark.level_metrics(np.zeros((2, 10)), [1.0, 2.0], window=11)
+        staircase.level_metrics(np.zeros((2, 10)), [1.0, 2.0], window=11)
     with pytest.raises(ValueError, match="`true_mi`"):
-        mi_benchmark.level_metrics(np.zeros((2, 10)), [1.0], window=5)
+        staircase.level_metrics(np.zeros((2, 10)), [1.0], window=5)
 
 
 def test_ema_matches_hand_computation():
@@ -168,7 +169,7 @@ def test_ema_matches_hand_computation():
 
 def test_staircase_validation():
     with pytest.raises(ValueError, match="`tasks`"):
-        mi_benchmark.staircase_program(
+        staircase.staircase_program(
             [mi_tasks.correlated_gaussian(2, 1.0), mi_tasks.correlated_gaussian(3, 1.0)],
             "infonce",
             estimate.make_critic("concat", (8,)),
@@ -176,8 +177,8 @@ def test_staircase_validation():
     tasks = mi_tasks.staircase(2, levels=(1.0,))
     critic = estimate.make_critic("concat", (8,))
     with pytest.raises(ValueError, match="unknown bound"):
-        mi_benchmark.staircase_program(tasks, "mi", critic)
+        staircase.staircase_program(tasks, "mi", critic)
     with pytest.raises(ValueError, match="`learning_rate`"):
-        mi_benchmark.staircase_program(tasks, "infonce", critic, learning_rate=-1)
+        staircase.staircase_program(tasks, "infonce", critic, learning_rate=-1)
     with pytest.raises(ValueError, match="`batch_size`"):
-        mi_benchmark.staircase_program(tasks, "infonce", critic, batch_size=1)
+        staircase.staircase_program(tasks, "infonce", critic, batch_size=1)

@@ -14,8 +14,8 @@ from multibench_fixtures import (
     write_pickle,
 )
 
-from factorcl_jax import augment, fusion
 from factorcl_jax.data import multibench
+from factorcl_jax.models import augment, fusion
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from test_parallel import FAST_COMPILE, KEY, exact_trainer
 from test_train import tiny_data
 
-from factorcl_jax import loop, parallel
+from factorcl_jax.training import loop, parallel
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = dict(method="FactorCL-SSL", num_rows=64, epochs=2, batch_size=32, seed=5)
@@ -37,7 +37,7 @@ if int(os.environ["JAX_PROCESS_ID"]) == config.get("exit_process"):
 import jax
 import numpy as np
 
-from factorcl_jax import parallel
+from factorcl_jax.training import parallel
 
 parallel.initialize_distributed()  # from JAX_COORDINATOR_ADDRESS, _NUM_PROCESSES, _PROCESS_ID
 assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)

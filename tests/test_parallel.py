@@ -18,7 +18,8 @@ from helpers import tiny_trainer
 from jax.sharding import PartitionSpec as P
 from test_train import tiny_data
 
-from factorcl_jax import augment, loop, parallel, views
+from factorcl_jax.models import augment
+from factorcl_jax.training import loop, parallel, views
 
 METHODS = ("SimCLR", "FactorCL-SUP", "FactorCL-SSL")
 WRAPPERS = ("shard_map", "pmap")
@@ -212,13 +213,13 @@ def test_joint_augmentation_draws_the_global_batch_on_every_device():
         "x2": rng.normal(size=(32, 6, 2)).astype(np.float32) + 5.0,
         "mask1": np.arange(6)[None, :] < rng.integers(3, 7, size=(32, 1)),
     }
-    expected = jax.device_get(views.augment_batch(trainer, batch, KEY))
+    expected = jax.device_get(views.augment_batch(trainer.augmenter, batch, KEY))
     dropped = [(x == 0).all(axis=-1) for x in expected]
     np.testing.assert_array_equal(dropped[0], dropped[1])
     assert dropped[0].any() and not dropped[0][~batch["mask1"]].any()  # padding left alone
     mesh = parallel.data_mesh(jax.devices()[:4])
     per_device = functools.partial(
-        views.augment_batch, trainer, key=KEY, axis_name=parallel.DATA_AXIS
+        views.augment_batch, trainer.augmenter, key=KEY, axis_name=parallel.DATA_AXIS
     )
     sharded = jax.jit(
         jax.shard_map(

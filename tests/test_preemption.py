@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from factorcl_jax.preemption import Interrupted, StopSignals
+from factorcl_jax.runs.preemption import Interrupted, StopSignals
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -1,4 +1,4 @@
-"""Tests of the JAX linear probe in ``factorcl_jax.probe`` against scikit-learn."""
+"""Tests of the JAX linear probe in ``factorcl_jax.evaluation.probe`` against scikit-learn."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from factorcl_jax import probe as linear_probe
+from factorcl_jax.evaluation import probe as linear_probe
 
 # One shape for every fit, so the jitted L-BFGS loop compiles once for the whole module.
 NUM_TRAIN, NUM_TEST, DIM, NUM_CLASSES = 1500, 500, 16, 4

@@ -10,9 +10,11 @@ import optax
 import pytest
 from helpers import tiny_config, tiny_trainer
 
-from factorcl_jax import loop, models, objectives, schedules, scoring, views
+from factorcl_jax import objectives
 from factorcl_jax.config import ConfigError
+from factorcl_jax.networks import layers
 from factorcl_jax.networks.layers import compute_dtype_of
+from factorcl_jax.training import loop, schedules, scoring, views
 
 
 def tiny_data(num_rows=64, seed=0):
@@ -68,7 +70,7 @@ def test_normalized_heads_give_unit_rows_and_train(method):
 
 
 def test_l2_normalize_has_a_finite_gradient_at_zero():
-    grad = jax.grad(lambda z: models.l2_normalize(z).sum())(jnp.zeros((2, 3)))
+    grad = jax.grad(lambda z: layers.l2_normalize(z).sum())(jnp.zeros((2, 3)))
     assert np.isfinite(np.asarray(grad)).all()
 
 

@@ -22,7 +22,7 @@ def pair_sums(u: Array, v: Array) -> Array:
     written for speed: the cotangent ``g`` is summed over columns as a reduction along the
     contiguous axis (``du_i = sum_j g_ij``) and over rows as a matrix-vector product
     (``dv = 1^T g``), where XLA's CPU reduction over the leading axis of a ``[b, m, H]``
-    array is ~50x slower. Differentiable in reverse mode (``grad``, ``vjp``; also twice).
+    array is much slower. Differentiable in reverse mode (``grad``, ``vjp``; also twice).
 
     Example:
       >>> pair_sums(jnp.array([[0.0], [10.0]]), jnp.array([[1.0], [2.0], [3.0]]))[:, 0]

@@ -1,7 +1,7 @@
 """MultiBench data: the affect pickles (MOSI, MOSEI, UR-FUNNY, MUStARD) and MIMIC.
 
 Both loaders return a :class:`MultimodalDataset`: ``train``, ``validation`` and ``test`` splits of
-host NumPy arrays in the batch layout of :func:`factorcl_jax.loop.fit`,
+host NumPy arrays in the batch layout of :func:`factorcl_jax.training.loop.fit`,
 
 * ``"x1"``: ``[N, T1, d1]`` float32 sequences (or ``[N, d1]`` vectors), ``"mask1"``: ``[N, T1]``
   bool, true at real steps (sequences only),

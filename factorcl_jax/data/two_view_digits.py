@@ -37,7 +37,7 @@ IMAGE_SIZE = 8
 
 @dataclasses.dataclass(frozen=True)
 class TwoViewDigits:
-    """The two-view digits, in the batch layout of :func:`factorcl_jax.loop.fit`.
+    """The two-view digits, in the batch layout of :func:`factorcl_jax.training.loop.fit`.
 
     Attributes:
       train: ``{"x1": [N, D] float32, "x2": [N, D] float32, "y": [N] int32}``.

@@ -1,4 +1,4 @@
-"""Small building blocks shared by critics and models: the MLP and the compute dtype."""
+"""Small building blocks shared by critics and models: the MLP, the compute dtype, unit rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
+
+__all__ = ["COMPUTE_DTYPES", "MLP", "at_least_float32", "compute_dtype_of", "l2_normalize"]
 
 
 class MLP(nn.Module):
@@ -48,3 +50,14 @@ def compute_dtype_of(name: str | Any) -> Any:
     if name not in COMPUTE_DTYPES:
         raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES}, got {name!r}")
     return None if name == "float32" else jnp.bfloat16
+
+
+def at_least_float32(z: Array) -> Array:
+    """``z`` in float32 when computed in a narrower dtype (bfloat16): the [n, E] outputs are
+    small, and norms, concatenations and bounds downstream keep float32 precision."""
+    return z.astype(jnp.promote_types(z.dtype, jnp.float32))
+
+
+def l2_normalize(z: Array, eps: float = 1e-12) -> Array:
+    """``z / sqrt(sum(z^2, axis=-1) + eps)``: rows of unit norm, finite gradient at ``z = 0``."""
+    return z * lax.rsqrt(jnp.sum(jnp.square(z), axis=-1, keepdims=True) + eps)

@@ -23,12 +23,12 @@ the job with :class:`ResumeError`, the run directory unchanged. Resuming a finis
 the processes a run took (checkpoints carry it), and ``config.json``, the run's identity, is
 written again at every checkpoint and at the end if it went missing.
 
-The job never clobbers a run (:mod:`factorcl_jax.rundir`: a directory holding one is refused unless
+The job never clobbers a run (:mod:`factorcl_jax.runs.rundir`: a directory holding one is refused unless
 resumed or moved aside, and is locked while in use), refuses up front a config whose data,
 parameters or pair activations cannot fit in memory, and stops cleanly on SIGTERM, SIGINT or SIGHUP
-(:mod:`factorcl_jax.preemption`): it saves a checkpoint at the current step and raises
-:class:`~factorcl_jax.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that turns
-NaN/inf raises :class:`~factorcl_jax.loop.NonFiniteLossError` naming the step and the terms, with
+(:mod:`factorcl_jax.runs.preemption`): it saves a checkpoint at the current step and raises
+:class:`~factorcl_jax.runs.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that turns
+NaN/inf raises :class:`~factorcl_jax.training.loop.NonFiniteLossError` naming the step and the terms, with
 the checkpoints saved before it intact.
 """
 
@@ -51,32 +51,25 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from factorcl_jax import evaluation, loop, objectives, parallel, plotting, reporting, rundir
-from factorcl_jax.builder import build_trainer
-from factorcl_jax.checkpoint import Checkpointer, CheckpointsUnloadable
+from factorcl_jax import evaluation, objectives
+from factorcl_jax.training import loop, parallel
+from factorcl_jax.io import atomic, plotting, tables
+from factorcl_jax.runs import rundir
+from factorcl_jax.training.builder import build_trainer
+from factorcl_jax.runs.checkpoint import Checkpointer, CheckpointsUnloadable
+from factorcl_jax.runs.memory import check_memory
+from factorcl_jax.runs.metrics import MetricsLog, method_slug
 from factorcl_jax.config import RunConfig, save_config, to_dict
 from factorcl_jax.data.synthetic import make_splits
-from factorcl_jax.preemption import Interrupted, StopSignals
-from factorcl_jax.state import TrainState
-from factorcl_jax.train import Trainer
+from factorcl_jax.runs.preemption import Interrupted, StopSignals
+from factorcl_jax.training.state import TrainState
+from factorcl_jax.training.step import Trainer
 
-__all__ = [
-    "MetricsLog",
-    "ResumeError",
-    "check_memory",
-    "load_splits",
-    "method_slug",
-    "train_run",
-]
+__all__ = ["ResumeError", "load_splits", "restore_method", "train_run"]
 
 
 class ResumeError(rundir.RunDirectoryError):
     """A run cannot be resumed as asked; nothing in its directory was changed."""
-
-
-def method_slug(method: str) -> str:
-    """A directory-safe name: ``"Cross+Self+Fact"`` -> ``"cross-self-fact"``."""
-    return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
 
 
 def load_splits(config: RunConfig) -> dict[str, dict[str, np.ndarray]]:
@@ -96,101 +89,6 @@ def method_trainer(config: RunConfig, method: str, splits: Mapping[str, Any]) ->
         num_classes=num_classes,
         steps_per_epoch=rows_per_process // batch_per_process,
     )
-
-
-class MetricsLog:
-    """Appends one JSON line per step to ``metrics.jsonl`` (and TensorBoard when available).
-
-    Only the main process of a multi-process run writes; elsewhere writes are no-ops.
-    """
-
-    def __init__(self, run_dir: pathlib.Path) -> None:
-        self.path = run_dir / "metrics.jsonl"
-        self.tensorboard_dir = run_dir / "tensorboard"
-        self._writers: dict[str, Any] = {}
-        self.enabled = parallel.is_main_process()
-
-    @staticmethod
-    def _parse(line: bytes) -> dict[str, Any] | None:
-        """The record on ``line``, or ``None`` when it is not one of ours."""
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # torn, edited or not UTF-8
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-            return None
-        return record
-
-    def truncate(self, method: str, last_step: int) -> None:
-        """Drops ``method``'s records after ``last_step``, and a torn last line.
-
-        Every other line stays byte for byte, and the file is replaced atomically, so a kill
-        in the middle loses nothing.
-        """
-        if not self.enabled or not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        if not data.endswith(b"\n"):
-            lines[-1] = b""  # an append cut short by a kill
-        kept = []
-        for line in lines:
-            record = self._parse(line) if line else None
-            if record is not None and record.get("method") == method:
-                if record["step"] > last_step:
-                    continue
-            if line:
-                kept.append(line + b"\n")
-        new = b"".join(kept)
-        if new != data:
-            temporary = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-            with temporary.open("wb") as handle:
-                handle.write(new)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-
-    def read(self, method: str) -> list[dict[str, Any]]:
-        """``method``'s records, in order (lines that are not records are skipped)."""
-        if not self.path.exists():
-            return []
-        records = []
-        for line in self.path.read_bytes().split(b"\n"):
-            record = self._parse(line) if line else None
-            if record is not None and record.get("method") == method:
-                records.append(record)
-        return records
-
-    def write(self, method: str, measured: Mapping[str, float]) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"method": method, **measured}) + "\n")
-        writer = self._writer(method)
-        if writer is not None:
-            for key, value in measured.items():
-                if key not in ("step", "epoch"):
-                    writer.add_scalar(key, value, measured["step"])
-
-    def _writer(self, method: str):
-        if method not in self._writers:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                self._writers[method] = None
-            else:
-                # metrics.jsonl keeps every value; TensorBoard's "NaN or Inf found" log lines
-                # would only break the command's one-line error reports.
-                logging.getLogger("tensorboardX").setLevel(logging.ERROR)
-                self._writers[method] = SummaryWriter(
-                    str(self.tensorboard_dir / method_slug(method))
-                )
-        return self._writers[method]
-
-    def close(self) -> None:
-        for writer in self._writers.values():
-            if writer is not None:
-                writer.close()
 
 
 @dataclasses.dataclass
@@ -287,17 +185,16 @@ def _train_method(
         )
         fit = loop.fit if mesh is None else functools.partial(parallel.fit, mesh=mesh)
         try:
-            state, _ = fit(
+            result = evaluation.fit_and_probe(
                 trainer,
-                state,
                 shard,
-                epochs=config.train.epochs,
-                batch_size=config.train.batch_size,
-                seed=config.train.seed,
+                splits["test"],
+                config,
                 progress=progress,
+                start=evaluation.Start(state, meta["epoch"], meta["next_batch"]),
+                fit=fit,
                 on_step=after_step,
-                start_epoch=meta["epoch"],
-                start_batch=meta["next_batch"],
+                probe_data=data,
             )
         except loop.NonFiniteLossError as error:
             raise loop.NonFiniteLossError(
@@ -307,9 +204,9 @@ def _train_method(
             ) from None
         train_seconds = after_step.train_seconds
     return {
-        "probe_accuracy": _probe_accuracy(trainer, config, data, splits["test"], state),
+        "probe_accuracy": result.accuracies[config.probe.representation],
         "train_seconds": train_seconds,
-        "steps": int(state.step),
+        "steps": int(result.state.step),
         "history": log.read(method),
     }
 
@@ -411,69 +308,6 @@ def _probe_accuracy(
         representations=(representation,),
         l2=config.probe.l2,
     )[representation]
-
-
-def _gib(num_bytes: float) -> str:
-    return f"{num_bytes / 2**30:.3g} GiB"
-
-
-def check_memory(config: RunConfig, devices: int = 1, *, available: int | None = None) -> None:
-    """Refuses a config that cannot fit in memory, before anything is allocated.
-
-    Counts a lower bound of the bytes needed, so it never refuses a config that fits: the
-    float32 data (``num_samples x (2 input_dim + latents)``); the parameters, with Adam's two
-    moments, of two ``input_dim -> encoder_hidden x encoder_layers -> embed_dim`` encoders,
-    two heads and one critic; and one critic's pair activations (``rows x batch_size x
-    critic_hidden`` with ``rows`` the batch, or ``memory.block_size``). On CPU everything
-    shares the host's memory; on an accelerator the parameters and one device's share of the
-    activations must fit the device.
-
-    Args:
-      config: the run configuration.
-      devices: devices the batch is split over.
-      available: bytes of memory to assume for everything (default: measured).
-
-    Raises:
-      MemoryError: naming the largest part, the bytes needed and the bytes available.
-    """
-    data, model, batch = config.data, config.model, config.train.batch_size
-    width, embed, critic = model.encoder_hidden, model.embed_dim, model.critic_hidden
-    encoder = data.input_dim * width + (model.encoder_layers - 1) * width**2 + width * embed
-    parameters = 2 * encoder + 4 * embed * model.head_hidden + 2 * embed * critic + critic**2
-    block_size = config.memory.block_size
-    rows = batch if block_size is None else min(batch, block_size)
-    parts = {
-        "data": 4 * data.num_samples * (2 * data.input_dim + sum(data.feature_dims.values())),
-        "parameters and Adam state": 3 * 4 * parameters,
-        "pair activations": 4 * rows * batch * critic,
-    }
-    hints = {
-        "data": "lower data.num_samples or data.input_dim",
-        "parameters and Adam state": "lower model.encoder_hidden, model.critic_hidden or "
-        "data.input_dim",
-        "pair activations": "lower train.batch_size or model.critic_hidden, or set "
-        "memory.block_size",
-    }
-    device = jax.devices()[0]
-    if available is None and device.platform != "cpu":
-        limit = (device.memory_stats() or {}).get("bytes_limit")
-        if limit:
-            on_device = {k: v for k, v in parts.items() if k != "data"}
-            on_device["pair activations"] //= max(devices, 1)
-            _refuse_beyond(on_device, limit, f"one {device.platform} device", hints)
-        parts = {"data": parts["data"]}
-    if available is None:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    _refuse_beyond(parts, available, "this machine", hints)
-
-
-def _refuse_beyond(parts: dict[str, int], limit: int, where: str, hints: dict[str, str]) -> None:
-    if sum(parts.values()) > limit:
-        largest = max(parts, key=parts.__getitem__)
-        raise MemoryError(
-            f"this config needs at least {_gib(sum(parts.values()))} ({largest}: "
-            f"{_gib(parts[largest])}) but {where} has {_gib(limit)}; {hints[largest]}"
-        )
 
 
 def _mesh(devices: int | None, batch_size: int) -> jax.sharding.Mesh | None:
@@ -653,7 +487,7 @@ def _report(
     rows.append({"method": "raw inputs (sanity)", "probe_accuracy": raw})
     echo("")
     echo(
-        reporting.format_table(
+        tables.format_table(
             rows, ["method", "method_kind", "probe_accuracy", "steps", "train_seconds"]
         )
     )
@@ -682,6 +516,6 @@ def _report(
         echo(f"(no plots: {error})")
     _keep_config(config, run_dir)
     # Last: results.json marks a finished run.
-    reporting.write_json(run_dir / "results.json", results)
+    atomic.write_json(run_dir / "results.json", results)
     echo(f"\nwrote {run_dir / 'results.json'}")
     return results

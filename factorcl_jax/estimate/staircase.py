@@ -28,7 +28,12 @@ import optax
 from jax import Array
 
 from factorcl_jax.data import mi_tasks
-from factorcl_jax.estimate import CriticState, critic_step, get_estimator, init_critic_state
+from factorcl_jax.estimate.estimators import (
+    CriticState,
+    critic_step,
+    get_estimator,
+    init_critic_state,
+)
 from factorcl_jax.validation import check_finite_float, check_int, check_positive_int
 
 __all__ = ["level_metrics", "optimal_values", "over_seeds", "staircase_program"]
@@ -85,9 +90,10 @@ def staircase_program(
 
     Example:
       >>> import jax
-      >>> from factorcl_jax import estimate, mi_benchmark
+      >>> from factorcl_jax import estimate
+      >>> from factorcl_jax.estimate import staircase
       >>> from factorcl_jax.data import mi_tasks
-      >>> run = mi_benchmark.staircase_program(
+      >>> run = staircase.staircase_program(
       ...     mi_tasks.staircase(2, levels=(1, 2)), ("infonce", "nce_club"),
       ...     estimate.make_critic("concat", (8,)), steps_per_level=3, batch_size=4)
       >>> jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 5)).shape
@@ -157,19 +163,20 @@ def over_seeds(
     Seeds run side by side (``jax.vmap``) or one after another (``jax.lax.map``, the
     single-seed program in a loop); a single seed calls ``run`` directly. ``side_by_side=None``
     picks ``vmap`` on accelerators and the loop on CPU, where batching every matmul and
-    elementwise pass of this small-batch program over seeds made the d = 20 staircase 1.6x
-    slower per seed-step than running the seeds in turn (1.42 vs 0.87 ms). Both give the same
+    elementwise pass of a small-batch program over seeds is slower per seed-step than running
+    the seeds in turn (``benchmarks/mi_speed.py`` measures both). Both give the same
     histories up to float rounding. ``S`` is read from the shape at trace time, so
     ``jax.jit(over_seeds(run))`` compiles the right program.
 
     Example:
       >>> import jax
-      >>> from factorcl_jax import estimate, mi_benchmark
+      >>> from factorcl_jax import estimate
+      >>> from factorcl_jax.estimate import staircase
       >>> from factorcl_jax.data import mi_tasks
-      >>> run = mi_benchmark.staircase_program(
+      >>> run = staircase.staircase_program(
       ...     mi_tasks.staircase(2, levels=(1,)), "infonce",
       ...     estimate.make_critic("concat", (8,)), steps_per_level=3, batch_size=4)
-      >>> seeded = jax.jit(mi_benchmark.over_seeds(run))
+      >>> seeded = jax.jit(staircase.over_seeds(run))
       >>> seeded(jax.random.split(jax.random.key(0), 2)).shape
       (2, 1, 3)
     """
@@ -206,7 +213,7 @@ def level_metrics(
 
     Example:
       >>> import numpy as np
-      >>> from factorcl_jax.mi_benchmark import level_metrics
+      >>> from factorcl_jax.estimate.staircase import level_metrics
       >>> m = level_metrics(np.array([[0.0, 1.0, 3.0], [5.0, 4.0, 4.0]]), [2.0, 4.0], window=2)
       >>> m["bias"].tolist(), m["variance"].tolist(), m["mse"].tolist()
       ([0.0, 0.0], [1.0, 0.0], [1.0, 0.0])

@@ -55,7 +55,7 @@ def _resolve_config(args: argparse.Namespace):
     """The requested config: ``--config`` or ``--preset`` (default ``cpu``; when resuming,
     the run's saved ``config.json``), then overrides, ``--method`` and ``--seed``."""
     from factorcl_jax import config as config_lib
-    from factorcl_jax import rundir
+    from factorcl_jax.runs import rundir
 
     if args.resume and args.config is None and args.preset is None:
         if args.out is None:
@@ -71,10 +71,15 @@ def _resolve_config(args: argparse.Namespace):
         base = config_lib.get_preset(args.preset or "cpu")
     resolved = config_lib.load_config(args.config, base) if args.config else base
     overrides = list(args.overrides)
-    if args.method:
-        overrides.append(f"train.methods={','.join(args.method)}")
-    if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
+    for option, key, value in (
+        ("--method", "train.methods", ",".join(args.method or ())),
+        ("--seed", "train.seed", args.seed),
+    ):
+        if value in (None, ""):
+            continue
+        if any(item.strip().startswith(f"{key}=") for item in overrides):
+            raise UsageError(f"{option} and the override {key}=... exclude each other")
+        overrides.append(f"{key}={value}")
     return config_lib.apply_overrides(resolved, overrides)
 
 
@@ -83,7 +88,8 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 
 
 def _command_train(args: argparse.Namespace) -> int:
-    from factorcl_jax import reporting, run
+    from factorcl_jax.io import atomic, tables
+    from factorcl_jax.runs import job, metrics, rundir
 
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR, the run directory to continue")
@@ -95,7 +101,7 @@ def _command_train(args: argparse.Namespace) -> int:
             f"{args.num_processes}, got {args.process_id}"
         )
     if args.coordinator_address or args.num_processes is not None:
-        from factorcl_jax import parallel
+        from factorcl_jax.training import parallel
 
         parallel.initialize_distributed(
             coordinator_address=args.coordinator_address,
@@ -103,9 +109,9 @@ def _command_train(args: argparse.Namespace) -> int:
             process_id=args.process_id,
         )
     config = _resolve_config(args)
-    run_dir = args.out if args.out is not None else reporting.make_run_dir(None, "train")
+    run_dir = args.out if args.out is not None else rundir.make_run_dir(None, "train")
     echo = (lambda *_: None) if args.quiet else print
-    run.train_run(
+    job.train_run(
         config,
         run_dir,
         resume=args.resume,
@@ -122,7 +128,8 @@ def _command_train(args: argparse.Namespace) -> int:
 
 def _command_probe(args: argparse.Namespace) -> int:
     from factorcl_jax import config as config_lib
-    from factorcl_jax import evaluation, run, rundir
+    from factorcl_jax import evaluation
+    from factorcl_jax.runs import job, metrics, rundir
 
     run_dir = pathlib.Path(args.run)
     if not run_dir.is_dir():
@@ -140,14 +147,14 @@ def _command_probe(args: argparse.Namespace) -> int:
                 f"method {method!r} was not trained in {run_dir}; it has "
                 f"{', '.join(config.train.methods)}"
             )
-    splits = run.load_splits(config)
+    splits = job.load_splits(config)
     representation = args.representation or config.probe.representation
     for method in methods:
-        trainer, restored, skipped = run.restore_method(run_dir, config, method, splits)
+        trainer, restored, skipped = job.restore_method(run_dir, config, method, splits)
         failed = ", ".join(str(step) for step, _ in skipped)
         if restored is None:
             detail = f": checkpoint(s) {failed} failed to load ({skipped[0][1]})" if skipped else ""
-            directory = run_dir / "checkpoints" / run.method_slug(method)
+            directory = run_dir / "checkpoints" / metrics.method_slug(method)
             raise UsageError(f"no loadable checkpoint for {method} in {directory}{detail}")
         if skipped:
             _warn(f"{method}: checkpoint(s) {failed} failed to load; probing an older one")
@@ -172,13 +179,14 @@ def _command_probe(args: argparse.Namespace) -> int:
 
 def _command_presets(args: argparse.Namespace) -> int:
     from factorcl_jax import config as config_lib
-    from factorcl_jax import reporting
+    from factorcl_jax.io import atomic, tables
+    from factorcl_jax.runs import rundir
 
     names = args.names or list(config_lib.PRESETS)
     values = {name: config_lib.flatten(config_lib.get_preset(name)) for name in names}
     keys = list(values[names[0]])
     rows = [{"key": key, **{name: _shown(values[name][key]) for name in names}} for key in keys]
-    print(reporting.format_table(rows, ["key", *names]))
+    print(tables.format_table(rows, ["key", *names]))
     return 0
 
 
@@ -196,110 +204,17 @@ def _shown(value: object) -> str:
 # ---------------------------------------------------------------- estimate
 
 
-TABLE_SUFFIXES = (".npy", ".npz", ".csv")
-
-
-def _load_table(path: pathlib.Path, key: str | None) -> np.ndarray:
-    """A ``[rows, features]`` float64 array from ``.npy``/``.npz``/``.csv``; 1-D is one feature.
-
-    Never unpickles (``allow_pickle=False``); refuses, in one line naming the file, what is
-    missing, a directory, empty, unreadable, not of its format, not real numbers (complex
-    included), non-finite, beyond float64's range, or without rows or features.
-    """
-    from factorcl_jax import validation
-
-    if not os.path.lexists(path):
-        raise UsageError(f"file not found: {path}")
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory, not a data file")
-    if not path.exists():
-        raise UsageError(f"{path} is a broken symbolic link")
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise UsageError(f"{path}: unsupported file type {path.suffix!r} (use .npy, .npz, .csv)")
-    try:
-        if path.stat().st_size == 0:
-            raise UsageError(f"{path} is empty (0 bytes)")
-        # NumPy leaks the file it opened when a .npz is not a zip; open it here instead.
-        if key is not None and suffix != ".npz":
-            raise UsageError(f"{path} is not an .npz: array names (--x-key/--y-key) do not apply")
-        if suffix == ".npy":
-            with path.open("rb") as handle:
-                array = np.load(handle, allow_pickle=False)
-        elif suffix == ".npz":
-            with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
-                names = ", ".join(archive.files) or "no arrays"
-                if key is None:
-                    raise UsageError(
-                        f"{path} is an .npz: say which array with --x-key/--y-key (it has {names})"
-                    )
-                if key not in archive.files:
-                    raise UsageError(f"{path} has no array {key!r} (it has {names})")
-                array = archive[key]
-        else:
-            array = _load_csv(path)
-    except UsageError:
-        raise
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
-        detail = " ".join(str(error).split())[:200] or type(error).__name__
-        raise UsageError(f"{path} is not a valid {suffix[1:]} file: {detail}") from None
-    if not isinstance(array, np.ndarray):
-        raise UsageError(f"{path}: expected an array, got {type(array).__name__}")
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.ndim != 2:
-        raise UsageError(f"{path}: expected a [rows, features] array, got shape {array.shape}")
-    try:
-        return validation.check_real_array(array, str(path), dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise UsageError(str(error)) from None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _load_csv(path: pathlib.Path) -> np.ndarray:
-    """Comma-separated numbers, one row per line (UTF-8, with or without a byte-order mark).
-
-    A first line none of whose fields is a number is a header and skipped; a first line
-    with some numbers and some garbage is a malformed row, never silently dropped.
-    """
-    read = lambda skip: np.loadtxt(
-        path, delimiter=",", ndmin=2, dtype=np.float64, skiprows=skip, encoding="utf-8-sig"
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # NumPy's "input contained no data"
-        try:
-            array = read(0)
-        except ValueError as first_line_error:
-            with path.open(encoding="utf-8-sig") as handle:
-                first = handle.readline()
-            if any(_is_number(field) for field in first.split(",")):
-                raise first_line_error from None
-            array = read(1)
-            if array.size == 0:  # nothing after the "header": it was the data, and bad
-                raise first_line_error from None
-    if array.size == 0:
-        raise UsageError(f"{path} holds no numbers")
-    return array
-
-
 def _command_estimate(args: argparse.Namespace) -> int:
-    from factorcl_jax import estimate, plotting, reporting
+    from factorcl_jax import estimate
+    from factorcl_jax.io import atomic, plotting, tables
+    from factorcl_jax.runs import rundir
 
     x_path = pathlib.Path(args.x)
     y_path = pathlib.Path(args.y) if args.y else x_path
     if args.y is None and x_path.suffix.lower() != ".npz":
         raise UsageError("give two files X Y, or one .npz with --x-key and --y-key")
-    x = _load_table(x_path, args.x_key)
-    y = _load_table(y_path, args.y_key)
+    x = tables.load_table(x_path, args.x_key)
+    y = tables.load_table(y_path, args.y_key)
     if x.shape[0] != y.shape[0]:
         raise UsageError(
             f"X and Y must have the same number of rows (paired samples), got "
@@ -318,7 +233,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
     # Checked before the estimate (a finished run in --out is never overwritten), created
     # once it succeeded: a failed estimate leaves no directory behind.
     if args.out:
-        reporting.check_run_dir(args.out)
+        rundir.check_run_dir(args.out)
     result = estimate.estimate_mi(
         x,
         y,
@@ -335,7 +250,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     settings = result.settings
-    out = reporting.make_run_dir(args.out, "estimate") if args.out or args.plot else None
+    out = rundir.make_run_dir(args.out, "estimate") if args.out or args.plot else None
     print(result.summary())
     print(
         f"in-sample (training pairs): {result.in_sample:.3g} nats; critic {result.critic}, "
@@ -368,7 +283,7 @@ def _command_estimate(args: argparse.Namespace) -> int:
             )
             print(f"plot: {path}")
         # Last: results.json marks a finished run.
-        reporting.write_json(out / "results.json", summary)
+        atomic.write_json(out / "results.json", summary)
         print(f"wrote {out / 'results.json'}")
     return 0
 
@@ -691,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if show_traceback:
         argv.remove("--traceback")
     with warnings.catch_warnings(), _terminate_as_exception(), _without_absl_logs():
-        from factorcl_jax.rundir import RunWarning
+        from factorcl_jax.runs.rundir import RunWarning
 
         warnings.simplefilter("always", RunWarning)
         warnings.showwarning = _show_warning
@@ -724,7 +639,7 @@ def _without_absl_logs() -> Iterator[None]:
 def _terminate_as_exception() -> Iterator[None]:
     """Outside training (which saves a checkpoint first), SIGTERM and SIGHUP stop the command
     like Ctrl-C does: through the error boundary, in one line, with status 143 / 129."""
-    from factorcl_jax.preemption import Interrupted
+    from factorcl_jax.runs.preemption import Interrupted
 
     def stop(signum: int, frame: object) -> None:
         raise Interrupted(signum)
@@ -744,7 +659,7 @@ def _terminate_as_exception() -> Iterator[None]:
 def _report_error(error: Exception, show_traceback: bool) -> int:
     """Prints ``error`` in one line and returns the exit status; re-raises for --traceback."""
     from factorcl_jax.config import ConfigError
-    from factorcl_jax.preemption import Interrupted
+    from factorcl_jax.runs.preemption import Interrupted
 
     if show_traceback:
         raise error

@@ -1,15 +1,11 @@
 """Fit a critic to paired samples and report a held-out mutual-information estimate.
 
-An :class:`Estimator` names how a critic is trained and how the estimate is read off it:
-most lower bounds train and report the same quantity; NCE-CLUB trains its critic by InfoNCE
-and reports the upper bound on the same scores (as in FactorCL); CLUB trains a Gaussian
-``q(y|x)`` by maximum likelihood; MINE carries its moving average through training.
-
 :func:`estimate_mi` is the one estimation protocol of the library (the command line and the
 benchmarks use it too): split the pairs, train on one part, early-stop on the held-out
 training objective, and report the held-out estimate with its standard error, beside the
 in-sample value so that a critic that memorised its training pairs is visible. Critic size,
-batch and step budget follow :func:`default_settings` unless given.
+batch and step budget follow :func:`~factorcl_jax.estimate.settings.default_settings` unless
+given; how each estimator trains is :mod:`factorcl_jax.estimate.estimators`.
 """
 
 from __future__ import annotations
@@ -27,303 +23,41 @@ import numpy as np
 import optax
 from jax import Array
 
-from factorcl_jax import bounds, critics
+from factorcl_jax import bounds
+from factorcl_jax.estimate.estimators import (
+    CRITIC_KINDS,
+    ESTIMATORS,
+    CriticState,
+    Estimator,
+    critic_outputs,
+    critic_step,
+    get_estimator,
+    init_critic_state,
+    make_critic,
+)
+from factorcl_jax.estimate.samples import (
+    as_float32,
+    pair_groups,
+    split_rows,
+    standardized,
+    validate_samples,
+)
+from factorcl_jax.estimate.settings import Settings, resolve_settings
 from factorcl_jax.networks.adapters import as_critic, as_gaussian
 from factorcl_jax.validation import (
-    FLOAT32_MAX,
     check_finite_float,
     check_int,
-    check_positive_float,
     check_positive_int,
-    check_real_array,
     check_seed,
 )
 
 __all__ = [
-    "CRITIC_KINDS",
-    "ESTIMATORS",
-    "CriticState",
     "DivergedEstimateError",
-    "Estimator",
     "ImplausibleEstimateError",
     "MIEstimate",
     "NonFiniteEstimateError",
-    "Settings",
-    "critic_outputs",
-    "critic_step",
-    "default_settings",
     "estimate_mi",
-    "get_estimator",
-    "init_critic_state",
-    "make_critic",
 ]
-
-
-class Estimator(NamedTuple):
-    """How one MI estimator trains its critic and reads off its estimate.
-
-    Attributes:
-      training_objective: ``(outputs, carry) -> (objective, carry)``; the critic maximises
-        ``objective``. ``carry`` is estimator state threaded through training (MINE's moving
-        average), ``None`` for stateless estimators. Estimators trained the same way share
-        this function (the same object), so one trained critic serves all of them.
-      estimate: ``outputs -> scalar`` estimate in nats.
-      init_carry: ``() -> carry`` at the start of training.
-      gaussian: whether the critic is a Gaussian ``q(y | x)`` (outputs
-        ``(mean, log_variance, y)``) rather than a pairwise critic (outputs ``[n, m]``
-        scores).
-    """
-
-    training_objective: Callable[[Any, Any], tuple[Array, Any]]
-    estimate: Callable[[Any], Array]
-    init_carry: Callable[[], Any] = lambda: None
-    gaussian: bool = False
-
-
-def _training_objective(name: str) -> Callable[[Any, Any], tuple[Array, Any]]:
-    """``(outputs, carry) -> (objective, carry)`` of the bound ``name``."""
-    entry = bounds.BOUNDS[name]
-    if entry.gaussian:
-        return lambda outputs, carry: (bounds.gaussian_log_likelihood(*outputs), carry)
-    if entry.stateful:
-        return lambda outputs, carry: bounds.evaluate(name, outputs, state=carry)
-    return lambda outputs, carry: (bounds.evaluate(name, outputs), carry)
-
-
-def _estimate_of(name: str) -> Callable[[Any], Array]:
-    """``outputs -> estimate`` of the bound ``name`` (MINE's is its DV value)."""
-    entry = bounds.BOUNDS[name]
-    if entry.gaussian:
-        return lambda outputs: bounds.club_gaussian(*outputs)
-    if entry.stateful:
-        return lambda outputs: bounds.evaluate(name, outputs, state=bounds.mine_init())[0]
-    return lambda outputs: bounds.evaluate(name, outputs)
-
-
-def _estimators() -> dict[str, Estimator]:
-    names = [entry.name for entry in bounds.BOUNDS.values() if entry.estimator]
-    training = {
-        trained_by: _training_objective(trained_by)
-        for trained_by in {bounds.BOUNDS[name].trained_by for name in names}
-    }
-    return {
-        name: Estimator(
-            training[bounds.BOUNDS[name].trained_by],
-            _estimate_of(name),
-            bounds.mine_init if bounds.BOUNDS[name].stateful else (lambda: None),
-            gaussian=bounds.BOUNDS[name].gaussian,
-        )
-        for name in names
-    }
-
-
-ESTIMATORS: dict[str, Estimator] = _estimators()
-"""The estimators of :data:`factorcl_jax.bounds.BOUNDS` (those marked ``estimator``), each
-with its training rule: a lower bound trains its own critic; NCE-CLUB reads its upper bound
-off the InfoNCE-trained critic (as in FactorCL); CLUB trains a Gaussian ``q(y|x)`` by maximum
-likelihood; MINE carries its moving average through training."""
-
-CRITIC_KINDS = ("concat", "separable")
-"""The library's pairwise critics by name (:func:`make_critic`); CLUB trains its Gaussian
-``q(y|x)``."""
-
-SEPARABLE_EMBED_DIM = 32
-"""Output width of the separable critic's towers (Poole et al. 2019 use 32)."""
-
-
-def get_estimator(name: str) -> Estimator:
-    """``ESTIMATORS[name]``, or a ``ValueError`` listing the known names."""
-    return ESTIMATORS[bounds.get_bound(name, estimator=True).name]
-
-
-def make_critic(kind: str, hidden: Sequence[int]) -> Any:
-    """The library's critic ``kind`` with hidden widths ``hidden``, as a protocol object.
-
-    ``kind`` is ``"concat"`` (``MLP([x; y])``, :class:`~factorcl_jax.critics.ConcatCritic`),
-    ``"separable"`` (``g(x) . h(y)``, towers of width ``hidden`` then
-    :data:`SEPARABLE_EMBED_DIM`) or ``"gaussian"`` (CLUB's ``q(y|x)``).
-
-    Example:
-      >>> make_critic("concat", (64,))
-      LinenCritic(module=ConcatCritic(...))
-    """
-    hidden = tuple(hidden) if isinstance(hidden, Sequence) else hidden
-    if (
-        not isinstance(hidden, tuple)
-        or not hidden
-        or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden)
-    ):
-        raise ValueError(f"`hidden` must be a non-empty sequence of positive ints, got {hidden}")
-    if kind == "concat":
-        return as_critic(critics.ConcatCritic(hidden=hidden))
-    if kind == "separable":
-        return as_critic(critics.SeparableCritic(hidden=hidden, embed_dim=SEPARABLE_EMBED_DIM))
-    if kind == "gaussian":
-        return as_gaussian(critics.GaussianCritic(hidden=hidden))
-    raise ValueError(f"`critic` must be one of {[*CRITIC_KINDS, 'gaussian']}, got {kind!r}")
-
-
-def critic_outputs(
-    estimator: Estimator,
-    critic: Any,
-    params: Any,
-    x: Array,
-    y: Array,
-    *,
-    block_size: int | None = None,
-) -> Any:
-    """What ``estimator`` consumes: ``[n, n]`` scores, or ``(mean, log_variance, y)``.
-
-    ``critic`` is a protocol object (:func:`~factorcl_jax.networks.adapters.as_critic`, or
-    :func:`~factorcl_jax.networks.adapters.as_gaussian` for CLUB).
-    """
-    if estimator.gaussian:
-        mean, log_variance = critic.predict(params, x, y)
-        return mean, log_variance, y
-    return critics.pairwise_scores(critic, params, x, y, block_size=block_size)
-
-
-class CriticState(NamedTuple):
-    """Critic parameters, optimizer state and the estimator's carry (MINE's average)."""
-
-    params: Any
-    opt_state: Any
-    estimator_carry: Any
-
-
-def critic_step(
-    estimator: Estimator,
-    critic: Any,
-    optimizer: optax.GradientTransformation,
-    state: CriticState,
-    x: Array,
-    y: Array,
-    *,
-    block_size: int | None = None,
-) -> tuple[CriticState, Array]:
-    """One update maximising ``estimator``'s training objective on the batch ``(x, y)``.
-
-    Args:
-      estimator: an entry of :data:`~factorcl_jax.estimate.ESTIMATORS`.
-      critic: the critic as a protocol object (pairwise, or Gaussian for CLUB).
-      optimizer: the optax transformation that produced ``state.opt_state``.
-      state: current :class:`CriticState`.
-      x: ``[n, dx]`` batch of X.
-      y: ``[n, dy]`` batch of Y paired row by row with ``x``.
-      block_size: row block of :func:`~factorcl_jax.critics.pairwise_scores`.
-
-    Returns:
-      ``(new_state, estimate)``: the scalar estimate on this batch is taken *before* the
-      update, as the staircase protocol logs it.
-    """
-
-    def loss(params: Any) -> tuple[Array, tuple[Array, Any]]:
-        outputs = critic_outputs(estimator, critic, params, x, y, block_size=block_size)
-        objective, carry = estimator.training_objective(outputs, state.estimator_carry)
-        return -objective, (estimator.estimate(outputs), carry)
-
-    grads, (estimate, carry) = jax.grad(loss, has_aux=True)(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    return CriticState(optax.apply_updates(state.params, updates), opt_state, carry), estimate
-
-
-def init_critic_state(
-    estimator: Estimator,
-    critic: Any,
-    optimizer: optax.GradientTransformation,
-    key: Array,
-    x: Array,
-    y: Array,
-) -> CriticState:
-    """Fresh critic parameters, optimizer state and estimator carry for batches like
-    ``x, y`` (``critic`` a protocol object)."""
-    params = critic.init(key, x, y)
-    return CriticState(params, optimizer.init(params), estimator.init_carry())
-
-
-# ------------------------------------------------------------------------------ validation
-
-
-def _validate_samples(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    # float64 until standardised: a small signal on a large offset survives the rescaling.
-    x = check_real_array(x, "x", ndim=2, dtype=np.float64)
-    y = check_real_array(y, "y", ndim=2, dtype=np.float64)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"`x` and `y` must have the same number of rows (paired samples), "
-            f"got {x.shape[0]} and {y.shape[0]}"
-        )
-    return x, y
-
-
-# -------------------------------------------------------------------------------- settings
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Everything :func:`estimate_mi` trains with, after defaults are filled in.
-
-    Attributes:
-      hidden: hidden widths of the critic.
-      batch_size: pairs per training batch and per held-out evaluation batch.
-      max_steps: training-step budget.
-      learning_rate: Adam learning rate.
-      eval_every: training steps per compiled chunk between held-out evaluations.
-      patience: evaluations without held-out improvement before training stops.
-    """
-
-    hidden: tuple[int, ...]
-    batch_size: int
-    max_steps: int
-    learning_rate: float
-    eval_every: int
-    patience: int
-
-
-def default_settings(
-    num_train: int, x_dim: int, y_dim: int, num_heldout: int | None = None
-) -> Settings:
-    """The default critic, batch and step budget for ``num_train`` training pairs and
-    ``num_heldout`` held-out pairs (default: as many as ``num_train``).
-
-    The rule (each part overridable in :func:`estimate_mi`)::
-
-        hidden        = (clip(8 * (x_dim + y_dim), 64, 256),)     one ReLU layer
-        batch_size    = min(128, largest power of two <= min(num_train, num_heldout) / 4),
-                        at least 2
-        learning_rate = 3e-3                                        Adam
-        eval_every    = 100 steps;  patience = 3 evaluations
-        max_steps     = clip(100 * num_train / batch_size, 1000, 4000), a multiple of eval_every
-
-    One hidden ReLU layer keeps the pairwise head free of matrix products
-    (:func:`~factorcl_jax.critics.relu_pair_head`), so a step costs ``O(batch^2 * hidden)``
-    elementwise work; its width grows with the input dimensions. The batch keeps at least
-    four batches in each part (minibatches differ; the held-out standard error has several
-    batches to go on) and caps InfoNCE's ``log(batch_size)`` ceiling at ``log 128 = 4.85``
-    nats. The budget is about 100 passes over the training pairs (high-MI tasks keep
-    improving for that long); early stopping ends sooner wherever the held-out objective
-    stops improving, so the budget costs time only where training still gains.
-
-    Example:
-      >>> default_settings(2500, 5, 5)
-      Settings(hidden=(80,), batch_size=128, max_steps=1900, learning_rate=0.003,
-               eval_every=100, patience=3)
-    """
-    num_train = check_int(num_train, "num_train", minimum=2)
-    num_heldout = (
-        num_train if num_heldout is None else check_int(num_heldout, "num_heldout", minimum=2)
-    )
-    dims = check_positive_int(x_dim, "x_dim") + check_positive_int(y_dim, "y_dim")
-    width = int(np.clip(8 * dims, 64, 256))
-    smaller_part = min(num_train, num_heldout)
-    batch_size = max(2, min(128, 2 ** math.floor(math.log2(max(smaller_part // 4, 1)))))
-    eval_every = 100
-    steps = int(np.clip(100 * num_train / batch_size, 1000, 4000))
-    max_steps = max(eval_every, steps // eval_every * eval_every)
-    return Settings((width,), batch_size, max_steps, 3e-3, eval_every, 3)
-
-
-# ------------------------------------------------------------------------------- protocol
 
 
 class DivergedEstimateError(FloatingPointError):
@@ -548,51 +282,6 @@ def _compiled_fit_program(
     )
 
 
-def _pair_groups(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``[N]`` group of every row: rows holding the same ``(x, y)`` pair share a group, and
-    groups are numbered by their first row (without duplicates, group ``i`` is row ``i``)."""
-    _, first, inverse = np.unique(
-        np.concatenate([x, y], axis=1), axis=0, return_index=True, return_inverse=True
-    )
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse.reshape(-1)]
-
-
-def _split_rows(
-    groups: np.ndarray, heldout_fraction: float, folds: int | None, key: Array
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(train rows, held-out rows)]``: one random split, or ``folds`` folds, of whole
-    groups of rows (:func:`_pair_groups`), so that copies of a pair never straddle a split.
-
-    The groups are shuffled and taken in turn until the held-out part (or each fold) has its
-    share of the rows; with duplicates each part's rows are shuffled again so that copies
-    are not adjacent in the held-out batches.
-    """
-    num_samples = len(groups)
-    num_groups = int(groups.max()) + 1
-    order = np.asarray(jax.random.permutation(key, num_groups))
-    position = np.empty(num_groups, np.int64)
-    position[order] = np.arange(num_groups)
-    rows = np.argsort(position[groups], kind="stable")  # rows, group by group in shuffled order
-    sizes = np.bincount(groups, minlength=num_groups)[order]
-    before = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # rows ahead of each group
-    if folds is None:
-        held_groups = before < round(num_samples * heldout_fraction)
-        part = np.repeat(np.where(held_groups, 0, 1), sizes)
-        parts = [rows[part == 1], rows[part == 0]]  # train, held
-    else:
-        fold = np.minimum(before * folds // num_samples, folds - 1)
-        part = np.repeat(fold, sizes)
-        parts = [rows[part == k] for k in range(folds)]
-    if num_groups < num_samples:
-        reshuffle = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
-        parts = [reshuffle.permutation(p) for p in parts]
-    if folds is None:
-        return [(parts[0], parts[1])]
-    return [(np.concatenate(parts[:k] + parts[k + 1 :]), parts[k]) for k in range(folds)]
-
-
 def estimate_mi(
     x: Any,
     y: Any,
@@ -683,7 +372,7 @@ def estimate_mi(
     """
     start = time.perf_counter()
     estimator = get_estimator(bound)
-    x, y = _validate_samples(x, y)
+    x, y = validate_samples(x, y)
     num_samples = x.shape[0]
     seed = check_seed(seed, "seed")
     if folds is not None:
@@ -715,8 +404,8 @@ def estimate_mi(
         )
     key = jax.random.key(seed)
     split_key, fit_key = jax.random.split(key)
-    groups = _pair_groups(x, y)
-    splits = _split_rows(groups, heldout_fraction, folds, split_key)
+    groups = pair_groups(x, y)
+    splits = split_rows(groups, heldout_fraction, folds, split_key)
     num_train = min(len(train) for train, _ in splits)
     num_heldout = min(len(held) for _, held in splits)
     if min(num_train, num_heldout) < 2:
@@ -732,7 +421,7 @@ def estimate_mi(
             f"{what} of {num_samples} pairs{copies} leaves {num_train} training and "
             f"{num_heldout} held-out pairs; each part needs at least 2"
         )
-    settings = _resolve_settings(
+    settings = resolve_settings(
         num_train,
         num_heldout,
         x.shape[1],
@@ -761,11 +450,11 @@ def estimate_mi(
         x_held, y_held = x[held_rows], y[held_rows]
         if standardize:
             (x_train, x_held), (y_train, y_held) = (
-                _standardized(x_train, x_held, "x"),
-                _standardized(y_train, y_held, "y"),
+                standardized(x_train, x_held, "x"),
+                standardized(y_train, y_held, "y"),
             )
         x_train, y_train, x_held, y_held = (
-            _as_float32(array, name)
+            as_float32(array, name)
             for array, name in ((x_train, "x"), (y_train, "y"), (x_held, "x"), (y_held, "y"))
         )
         held = [
@@ -861,80 +550,3 @@ def _check_converged(fits: Sequence[_Fit], bound: str, settings: Settings) -> No
                     f"(step {step}) is outside what {bound} takes on a converged critic with "
                     f"batches of {settings.batch_size} ([{low:.3g}, {high:.3g}]); {advice}"
                 )
-
-
-def _standardized(train: np.ndarray, held: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Both float64 parts centred and scaled by the training part's per-feature mean and std.
-
-    Scale-free: each feature is divided by its largest magnitude on the training part first
-    (its squares can then neither underflow nor overflow), then by its standard deviation
-    there. A feature constant on the training part is only centred.
-    """
-    magnitude = np.max(np.abs(train), axis=0)
-    magnitude = np.where(magnitude > 0, magnitude, 1.0)
-    train, held = train / magnitude, held / magnitude
-    mean = train.mean(axis=0)
-    std = (train - mean).std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return (train - mean) / std, (held - mean) / std
-
-
-def _as_float32(array: np.ndarray, name: str) -> np.ndarray:
-    """A standardised part in float32, refusing values float32 cannot hold."""
-    largest = float(np.max(np.abs(array))) if array.size else 0.0
-    if largest > FLOAT32_MAX:
-        raise ValueError(
-            f"`{name}` holds values {largest:.3g} standard deviations from the training part's "
-            "mean, beyond float32: a feature nearly constant on the training part varies "
-            "wildly elsewhere; drop or rescale it"
-        )
-    return array.astype(np.float32)
-
-
-def _resolve_settings(
-    num_train: int,
-    num_heldout: int,
-    x_dim: int,
-    y_dim: int,
-    **given: Any,
-) -> Settings:
-    """:func:`default_settings`, with every argument given explicitly validated and used."""
-    defaults = default_settings(num_train, x_dim, y_dim, num_heldout)
-    chosen = {}
-    for field in dataclasses.fields(Settings):
-        value = given[field.name]
-        if value is None:
-            chosen[field.name] = getattr(defaults, field.name)
-        elif field.name == "hidden":
-            chosen["hidden"] = value
-        elif field.name == "learning_rate":
-            chosen[field.name] = check_positive_float(value, field.name)
-        else:
-            minimum = 2 if field.name == "batch_size" else 1
-            chosen[field.name] = check_int(value, field.name, minimum=minimum)
-    if given["max_steps"] is None:
-        every = chosen["eval_every"]
-        chosen["max_steps"] = max(every, chosen["max_steps"] // every * every)
-    settings = Settings(**chosen)
-    if isinstance(settings.hidden, Sequence) and not isinstance(settings.hidden, str):
-        hidden = tuple(settings.hidden)
-        if not hidden or any(
-            isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1 for w in hidden
-        ):
-            raise ValueError(
-                f"`hidden` must be a non-empty sequence of positive ints, got {hidden}"
-            )
-        settings = dataclasses.replace(settings, hidden=tuple(int(w) for w in hidden))
-    else:
-        raise TypeError(f"`hidden` must be a sequence of positive ints, got {settings.hidden!r}")
-    if settings.max_steps % settings.eval_every:
-        raise ValueError(
-            f"`max_steps` must be a multiple of `eval_every` = {settings.eval_every}, "
-            f"got {settings.max_steps}"
-        )
-    if settings.batch_size > min(num_train, num_heldout):
-        raise ValueError(
-            f"`batch_size` must be <= the pairs in each part (training {num_train}, held out "
-            f"{num_heldout}), got {settings.batch_size}"
-        )
-    return settings

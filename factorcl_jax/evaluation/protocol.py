@@ -11,10 +11,10 @@ probe on its representation of the training split; the score is the probe's test
   ``[Z_1, Z_2]`` for unfactorized baselines, the fused representation of fused methods.
 
 Data are in-memory mappings ``{"x1": [N, ...], "x2": [N, ...], "y": [N] int}``, the format of
-:func:`factorcl_jax.loop.fit`.
+:func:`factorcl_jax.training.loop.fit`.
 
 Example:
-  >>> from factorcl_jax.builder import build_trainer
+  >>> from factorcl_jax.training.builder import build_trainer
   >>> from factorcl_jax.config import PRESETS
   >>> from factorcl_jax.data.synthetic import make_synthetic, train_test_split
   >>> train_split, test_split = train_test_split(make_synthetic(300, seed=0))
@@ -30,22 +30,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from factorcl_jax import loop, probe
 from factorcl_jax.config import RunConfig
-from factorcl_jax.state import TrainState
-from factorcl_jax.train import Trainer
+from factorcl_jax.evaluation import probe
+from factorcl_jax.training import loop
+from factorcl_jax.training.state import TrainState
+from factorcl_jax.training.step import Trainer
 
 __all__ = [
     "REPRESENTATIONS",
     "FitAndProbeResult",
+    "Start",
     "fit_and_probe",
-    "fit_fresh",
     "num_classes_of",
     "probe_accuracies",
     "raw_input_accuracy",
@@ -109,7 +110,7 @@ def probe_accuracies(
 
     Args:
       trainer: the trainer the model was trained with.
-      params: ``state.params`` of its :class:`~factorcl_jax.state.TrainState`.
+      params: ``state.params`` of its :class:`~factorcl_jax.training.state.TrainState`.
       train_data: ``{"x1": [N, ...], "x2": [N, ...], "y": [N]}`` the probe is fitted on.
       test_data: ``{"x1": [M, ...], "x2": [M, ...], "y": [M]}`` it is scored on.
       representations: names from :data:`REPRESENTATIONS`.
@@ -178,7 +179,7 @@ class FitAndProbeResult:
       history: per-step measurements of :func:`loop.fit` (loss, every term, ...).
       train_seconds: wall time of training (compilation included).
       probe_seconds: wall time of embedding both splits and fitting the probes.
-      state: the trained :class:`~factorcl_jax.state.TrainState`.
+      state: the trained :class:`~factorcl_jax.training.state.TrainState`.
     """
 
     method: str
@@ -194,32 +195,14 @@ class FitAndProbeResult:
         return self.train_seconds + self.probe_seconds
 
 
-def fit_fresh(
-    trainer: Trainer, train_data: Data, config: RunConfig, *, progress: bool = True
-) -> tuple[TrainState, list[dict[str, float]]]:
-    """A fresh state of ``trainer`` trained on ``train_data`` as ``config.train`` says.
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where :func:`fit_and_probe` starts training: a state and the data position after it
+    (``epoch``, ``next_batch`` of that epoch), e.g. a restored checkpoint's."""
 
-    The state is initialised from ``jax.random.key(config.train.seed)`` (jitted) on the first
-    rows, then trained by :func:`loop.fit` for ``config.train.epochs`` epochs of
-    ``config.train.batch_size`` rows (the seed also orders the batches).
-
-    Returns:
-      ``(state, history)``: the trained state (ready on its device) and the per-step
-      measurements.
-    """
-    settings = config.train
-    example = {key: value[: settings.batch_size] for key, value in train_data.items()}
-    state = trainer.jit_init(jax.random.key(settings.seed), example)
-    state, history = loop.fit(
-        trainer,
-        state,
-        train_data,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-        progress=progress,
-    )
-    return jax.block_until_ready(state), history
+    state: TrainState
+    epoch: int = 0
+    next_batch: int = 0
 
 
 def fit_and_probe(
@@ -231,24 +214,39 @@ def fit_and_probe(
     representations: Sequence[str] | None = None,
     num_classes: int | None = None,
     progress: bool = True,
+    start: Start | None = None,
+    fit: Callable[..., tuple[TrainState, list[dict[str, float]]]] = loop.fit,
+    on_step: Callable[[TrainState, dict[str, float], int, int], None] | None = None,
+    probe_data: Data | None = None,
 ) -> FitAndProbeResult:
-    """Trains a fresh state of ``trainer`` on ``train_data``, then probes it on ``test_data``.
+    """Trains ``trainer`` on ``train_data`` as ``config.train`` says, then probes it on
+    ``test_data``: the one train-then-probe driver (the ``train`` job runs it too).
 
-    The state is trained by :func:`fit_fresh`, then every representation is scored by
-    :func:`probe_accuracies` with ``config.probe.l2``. Build the
-    trainer with :func:`factorcl_jax.builder.build_trainer` from the same config, or bring any
-    :class:`~factorcl_jax.train.Trainer` (sequence encoders, other critics or optimizers).
+    Without ``start`` the state is initialised from ``jax.random.key(config.train.seed)``
+    (jitted) on the first rows; ``fit`` (:func:`~factorcl_jax.training.loop.fit`, or the
+    data-parallel :func:`~factorcl_jax.training.parallel.fit` with its mesh bound) trains it
+    for ``config.train.epochs`` epochs of ``config.train.batch_size`` rows (the seed also
+    orders the batches), from ``start``'s data position; then every representation is scored
+    by :func:`probe_accuracies` with ``config.probe.l2``. Build the trainer with
+    :func:`factorcl_jax.training.build_trainer` from the same config, or bring any
+    :class:`~factorcl_jax.training.Trainer` (sequence encoders, your own networks, other
+    critics or optimizers).
 
     Args:
       trainer: what to train; its ``num_classes`` must cover the labels of SUP methods.
       train_data: ``{"x1": [N, ...], "x2": [N, ...], "y": [N]}`` plus ``"mask1"``/``"mask2"``
-        for sequences; trained on, and the probe is fitted on it.
+        for sequences; trained on, and (unless ``probe_data``) the probe is fitted on it.
       test_data: the same keys with ``M`` rows, only seen by the probe.
       config: the run's epochs, batch size, seed (``train``) and probe (``probe``).
       representations: which representations to probe (:data:`REPRESENTATIONS`); default
         ``(config.probe.representation,)``.
       num_classes: label classes of the probe; ``None`` infers ``max(y) + 1``.
       progress: show a progress bar while training.
+      start: the state to train from and its data position (default: a fresh state).
+      fit: the data loop.
+      on_step: called after every step (logging, checkpoints; see ``fit``).
+      probe_data: the rows the probe is fitted on, when not ``train_data`` (a process of a
+        multi-host run trains on its shard and probes on all rows).
 
     Returns:
       A :class:`FitAndProbeResult`.
@@ -258,14 +256,30 @@ def fit_and_probe(
     if representations is None:
         representations = (config.probe.representation,)
     representations = _check_representations(representations)
-    start = time.perf_counter()
-    state, history = fit_fresh(trainer, train_data, config, progress=progress)
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
+    settings = config.train
+    began = time.perf_counter()
+    if start is None:
+        example = {key: value[: settings.batch_size] for key, value in train_data.items()}
+        start = Start(trainer.jit_init(jax.random.key(settings.seed), example))
+    state, history = fit(
+        trainer,
+        start.state,
+        train_data,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        progress=progress,
+        on_step=on_step,
+        start_epoch=start.epoch,
+        start_batch=start.next_batch,
+    )
+    state = jax.block_until_ready(state)
+    train_seconds = time.perf_counter() - began
+    began = time.perf_counter()
     accuracies = probe_accuracies(
         trainer,
         state.params,
-        train_data,
+        train_data if probe_data is None else probe_data,
         test_data,
         representations=representations,
         num_classes=num_classes,
@@ -276,6 +290,6 @@ def fit_and_probe(
         accuracies=accuracies,
         history=history,
         train_seconds=train_seconds,
-        probe_seconds=time.perf_counter() - start,
+        probe_seconds=time.perf_counter() - began,
         state=state,
     )

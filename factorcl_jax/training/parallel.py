@@ -16,7 +16,7 @@ batch. This module only maps that function:
 Multi-host (one process per host, each seeing its local devices) uses JAX's multi-controller
 runtime: :func:`initialize_distributed` first, then every process runs the same program on
 the mesh of all devices (:func:`data_mesh`), feeding its own rows (:func:`process_shard`,
-:func:`shard_batch`); :func:`fit` is :func:`factorcl_jax.loop.fit` on that mesh and
+:func:`shard_batch`); :func:`fit` is :func:`factorcl_jax.training.loop.fit` on that mesh and
 :func:`is_main_process` tells which process writes logs and files.
 
 Example (one host, every local device)::
@@ -40,10 +40,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from factorcl_jax import loop
-from factorcl_jax.loop import StepFn
-from factorcl_jax.state import TrainState
-from factorcl_jax.train import Trainer
+from factorcl_jax.training import loop
+from factorcl_jax.training.loop import StepFn
+from factorcl_jax.training.state import TrainState
+from factorcl_jax.training.step import Trainer
 
 __all__ = [
     "DATA_AXIS",
@@ -288,16 +288,16 @@ def fit(
     start_epoch: int = 0,
     start_batch: int = 0,
 ) -> tuple[TrainState, list[dict[str, float]]]:
-    """:func:`factorcl_jax.loop.fit` with the data-parallel step on ``mesh``.
+    """:func:`factorcl_jax.training.loop.fit` with the data-parallel step on ``mesh``.
 
-    ``batch_size`` is the global batch (rows per step, over all devices and processes). Each
-    process draws ``batch_size / process_count`` rows per step from its ``data`` (its
-    :func:`process_shard`, the whole dataset on one process) in the order of
-    :func:`factorcl_jax.loop.batches`; step ``k``'s global batch is the concatenation of every
-    process's batch ``k``. On one process the run takes exactly the steps of ``loop.fit``.
-    The other arguments, the returned history and resuming are as in ``loop.fit``.
-    ``on_step`` runs on every process (a multi-host Orbax save needs all of them); log from
-    the main process only (:func:`is_main_process`). The progress bar shows on it alone.
+    ``batch_size`` is the global batch (rows per step, over all devices and processes). Each process
+    draws ``batch_size / process_count`` rows per step from its ``data`` (its :func:`process_shard`,
+    the whole dataset on one process) in the order of :func:`factorcl_jax.training.loop.batches`;
+    step ``k``'s global batch is the concatenation of every process's batch ``k``. On one process
+    the run takes exactly the steps of ``loop.fit``. The other arguments, the returned history and
+    resuming are as in ``loop.fit``. ``on_step`` runs on every process (a multi-host Orbax save
+    needs all of them); log from the main process only (:func:`is_main_process`). The progress bar
+    shows on it alone.
 
     Raises:
       ValueError: if ``batch_size`` is not divisible by the number of devices and processes,

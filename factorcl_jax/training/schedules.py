@@ -5,11 +5,9 @@ from __future__ import annotations
 import optax
 
 from factorcl_jax import validation
+from factorcl_jax.config.sections import SCHEDULES
 
-__all__ = ["SCHEDULES", "learning_rate_schedule", "per_main_step"]
-
-SCHEDULES = ("constant", "cosine")
-"""Names accepted by :func:`learning_rate_schedule`."""
+__all__ = ["learning_rate_schedule", "per_main_step"]
 
 
 def learning_rate_schedule(

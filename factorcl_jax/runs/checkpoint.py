@@ -2,7 +2,7 @@
 
 Each checkpoint (one Orbax step directory) holds two items:
 
-* ``state``: the :class:`~factorcl_jax.state.TrainState` pytree (PRNG keys stored as their
+* ``state``: the :class:`~factorcl_jax.training.state.TrainState` pytree (PRNG keys stored as their
   raw ``uint32`` data), saved with ``StandardSave``;
 * ``meta``: JSON with the caller's fields (the run job stores the data position ``epoch`` /
   ``next_batch``, the shuffling ``seed``, the digest of the run's config, its cumulative
@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from factorcl_jax.rundir import RunDirectoryError, RunWarning
+from factorcl_jax.runs.rundir import RunDirectoryError, RunWarning
 
 __all__ = ["Checkpointer", "CheckpointsUnloadable"]
 
@@ -340,7 +340,7 @@ class Checkpointer:
     ) -> tuple[Any, dict[str, Any]] | None:
         """The newest checkpoint that loads and checks out, as ``(state, meta)``.
 
-        Newer checkpoints that fail are reported in one :class:`~factorcl_jax.rundir.RunWarning`
+        Newer checkpoints that fail are reported in one :class:`~factorcl_jax.runs.rundir.RunWarning`
         and listed in :attr:`skipped` as ``(step, reason)``, newest first.
 
         Args:

@@ -1,4 +1,4 @@
-"""From a run's config and a method to its :class:`~factorcl_jax.train.Trainer`.
+"""From a run's config and a method to its :class:`~factorcl_jax.training.step.Trainer`.
 
 :func:`build_trainer` is the one place a config becomes networks, critics, optimizers and
 augmentations: the train job, :func:`factorcl_jax.evaluation.fit_and_probe`'s callers, the
@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import optax
 
-from factorcl_jax import augment, critics, fusion, models, objectives, validation
+from factorcl_jax import critics, models, objectives, validation
 from factorcl_jax.config import RunConfig, augmentation_hyperparameters
-from factorcl_jax.encoders import GRUEncoder, TransformerEncoder
+from factorcl_jax.models import augment
+from factorcl_jax.models.encoders import GRUEncoder, TransformerEncoder
 from factorcl_jax.networks.layers import compute_dtype_of
 from factorcl_jax.objectives import Method
-from factorcl_jax.schedules import learning_rate_schedule, per_main_step
-from factorcl_jax.train import Trainer
-from factorcl_jax.views import JointAugmentation
+from factorcl_jax.training.schedules import learning_rate_schedule, per_main_step
+from factorcl_jax.training.step import Trainer
+from factorcl_jax.training.views import JointAugmentation
 
 __all__ = ["build_trainer", "config_augmentation", "config_encoder"]
 
@@ -56,18 +58,19 @@ def build_trainer(
     *,
     num_classes: int = 2,
     steps_per_epoch: int | None = None,
-    encoders: Sequence[nn.Module] | None = None,
+    encoders: Sequence[Any] | None = None,
     augmentations: tuple[augment.Augmentation, augment.Augmentation] | None = None,
     joint_augmentation: JointAugmentation | None = None,
 ) -> Trainer:
     """The trainer of ``method`` under ``config``.
 
-    * encoders: ``encoders`` (one Flax module per modality), or two of ``model.encoder``
+    * encoders: ``encoders`` (one per modality, in any form of the network protocol: Flax
+      Linen, NNX, Equinox or functions), or two of ``model.encoder``
       (:func:`config_encoder`);
     * model: a head per representation (:class:`models.MultimodalModel`), or for a fused
-      method (CoMM, InfMasking) a :class:`fusion.FusionModel` over the same encoders;
+      method (CoMM, InfMasking) a :class:`models.FusionModel` over the same encoders;
     * critics: :class:`critics.ConcatCritic` with ``critic_layers`` hidden layers of
-      ``critic_hidden`` (fused methods: :class:`fusion.CosineCritic` at ``temperature``, as in
+      ``critic_hidden`` (fused methods: :class:`critics.CosineCritic` at ``temperature``, as in
       their papers);
     * optimizers: Adam at ``train.learning_rate`` under ``train.lr_schedule`` for the main
       parameters, the same schedule stepped once per main step for the CLUB critics;
@@ -80,7 +83,8 @@ def build_trainer(
       num_classes: label classes (SUP methods' one-hot width).
       steps_per_epoch: steps of one epoch; a ``"cosine"`` schedule decays over
         ``train.epochs * steps_per_epoch`` steps and needs it.
-      encoders: one encoder per modality instead of the config's.
+      encoders: one encoder per modality instead of the config's (e.g. sequence encoders, or
+        your own NNX / Equinox networks).
       augmentations: ``(augment_x1, augment_x2)`` instead of the config's.
       joint_augmentation: one draw for both modalities after ``augmentations`` (e.g.
         :func:`augment.aligned_time_mask` for time-aligned sequences).
@@ -111,7 +115,7 @@ def build_trainer(
     if encoders is None:
         encoders = (config_encoder(config), config_encoder(config))
     if method.fused_views:
-        model = fusion.FusionModel(
+        model = models.FusionModel(
             tuple(encoders),
             tokens_per_modality=model_config.tokens_per_modality,
             width=model_config.embed_dim,
@@ -119,7 +123,7 @@ def build_trainer(
             head_hidden=model_config.head_hidden,
             embed_dim=model_config.embed_dim,
         )
-        critic = fusion.CosineCritic(model_config.temperature)
+        critic = critics.CosineCritic(model_config.temperature)
     else:
         model = models.MultimodalModel(
             tuple(encoders),

@@ -4,16 +4,16 @@ Read top to bottom:
 
 1. :class:`Trainer` holds everything static about a run (method, model, critic, optimizers,
    augmentations, ``num_club_iter``, memory settings); it is hashable so the step can be
-   jitted on it. :func:`factorcl_jax.builder.build_trainer` makes one from a run's config.
-2. :meth:`Trainer.init` builds a :class:`~factorcl_jax.state.TrainState`: main parameters
+   jitted on it. :func:`factorcl_jax.training.builder.build_trainer` makes one from a run's config.
+2. :meth:`Trainer.init` builds a :class:`~factorcl_jax.training.state.TrainState`: main parameters
    (encoders, heads and the critics of the InfoNCE terms), CLUB-critic parameters, two optax
-   states, the step counter and a PRNG key (:mod:`factorcl_jax.state`).
+   states, the step counter and a PRNG key (:mod:`factorcl_jax.training.state`).
 3. :meth:`Trainer.step` is one update, jitted with the state donated:
 
    * the main parameters maximise the method's objective with the CLUB critics held fixed
      (``stop_gradient``), so the encoders *minimise* the NCE-CLUB upper bounds
-     (:meth:`Trainer.loss`: the batch's views from :mod:`factorcl_jax.views`, each term's
-     bound from :mod:`factorcl_jax.scoring`, summed by :func:`objectives.evaluate_values`);
+     (:meth:`Trainer.loss`: the batch's views from :mod:`factorcl_jax.training.views`, each term's
+     bound from :mod:`factorcl_jax.training.scoring`, summed by :func:`objectives.evaluate_values`);
    * then the CLUB critics take ``num_club_iter`` steps maximising their own InfoNCE on the
      embeddings of this batch, held fixed (:meth:`Trainer.club_update`: the critic that makes
      NCE-CLUB an upper bound is the one that maximises InfoNCE).
@@ -22,11 +22,11 @@ Read top to bottom:
    value, positive/negative score statistics per term, the CLUB critics' InfoNCE, gradient
    and parameter norms. A step whose loss is not finite leaves the state unchanged.
 
-The loop over a dataset is :func:`factorcl_jax.loop.fit`. Data parallelism is the same step
-with ``axis_name`` set (:mod:`factorcl_jax.parallel` maps it over devices): every device holds
-the state and ``n_local`` rows of the global batch, scores them against the columns of every
-device (gathered, or passed around a ring), and the losses, measurements and gradients are
-averaged over devices. With ``axis_name=None`` every collective is skipped.
+The loop over a dataset is :func:`factorcl_jax.training.loop.fit`. Data parallelism is the same step
+with ``axis_name`` set (:mod:`factorcl_jax.training.parallel` maps it over devices): every device
+holds the state and ``n_local`` rows of the global batch, scores them against the columns of every
+device (gathered, or passed around a ring), and the losses, measurements and gradients are averaged
+over devices. With ``axis_name=None`` every collective is skipped.
 """
 
 from __future__ import annotations
@@ -41,13 +41,20 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
-from factorcl_jax import fusion, models, objectives
-from factorcl_jax.augment import Augmentation
+from factorcl_jax import objectives
+from factorcl_jax.models import FusionModel, MultimodalModel, embed
+from factorcl_jax.models.augment import Augmentation
 from factorcl_jax.networks.adapters import as_critic
 from factorcl_jax.objectives import Method
-from factorcl_jax.scoring import MemoryPlan, label_term_bound, term_bound
-from factorcl_jax.state import TrainState, init_state
-from factorcl_jax.views import Batch, JointAugmentation, batch_inputs, batch_views
+from factorcl_jax.training.scoring import MemoryPlan, label_term_bound, term_bound
+from factorcl_jax.training.state import TrainState, init_state
+from factorcl_jax.training.views import (
+    Augmenter,
+    Batch,
+    JointAugmentation,
+    batch_inputs,
+    batch_views,
+)
 
 __all__ = ["Trainer"]
 
@@ -59,7 +66,7 @@ class Trainer:
     Attributes:
       method: the objective (:data:`factorcl_jax.objectives.METHODS`).
       model: encoders and heads; its ``representations`` must be the method's (a
-        :class:`fusion.FusionModel` for a fused method).
+        :class:`~factorcl_jax.models.FusionModel` for a fused method).
       critic: the critic used for every term (e.g. ``ConcatCritic((512, 512))``), in any form
         of the network protocol (a Flax Linen, NNX or Equinox module, or functions;
         :func:`~factorcl_jax.networks.adapters.as_critic`); kept as its protocol object.
@@ -81,7 +88,7 @@ class Trainer:
     """
 
     method: Method
-    model: models.MultimodalModel | fusion.FusionModel
+    model: MultimodalModel | FusionModel
     critic: Any
     optimizer: optax.GradientTransformation
     club_optimizer: optax.GradientTransformation
@@ -99,22 +106,25 @@ class Trainer:
                 f"model representations {dict(self.model.representations)} do "
                 f"not match {self.method.name}'s {dict(self.method.representations)}"
             )
-        if self.method.fused_views and not isinstance(self.model, fusion.FusionModel):
+        if self.method.fused_views and not isinstance(self.model, FusionModel):
             raise ValueError(
                 f"{self.method.name} reads fused views: its model must be a "
-                f"fusion.FusionModel, got {type(self.model).__name__}"
+                f"FusionModel, got {type(self.model).__name__}"
             )
         if self.method.uses_augmentation and self.augmentations is None:
             raise ValueError(f"{self.method.name} needs `augmentations` (one per modality)")
-        if self.joint_augmentation is not None and not callable(self.joint_augmentation):
-            raise TypeError(
-                "`joint_augmentation` must be a function (key, x1, x2, *, mask) -> (x1, x2), "
-                f"got {type(self.joint_augmentation).__name__}"
-            )
         if not isinstance(self.num_club_iter, int) or self.num_club_iter < 0:
             raise ValueError(f"`num_club_iter` must be an int >= 0, got {self.num_club_iter!r}")
         object.__setattr__(self, "critic", as_critic(self.critic))
         MemoryPlan(self.block_size, self.column_block, self.exchange)  # checks the three
+        self.augmenter  # noqa: B018 - checks the augmentations
+
+    @property
+    def augmenter(self) -> Augmenter | None:
+        """The run's augmentations (``None`` without ``augmentations``)."""
+        if self.augmentations is None:
+            return None
+        return Augmenter(tuple(self.augmentations), self.joint_augmentation)
 
     @property
     def memory(self) -> MemoryPlan:
@@ -122,8 +132,43 @@ class Trainer:
         return MemoryPlan(self.block_size, self.column_block, self.exchange)
 
     def init(self, key: Array, example_batch: Batch) -> TrainState:
-        """A fresh state whose shapes fit ``example_batch`` (:func:`state.init_state`)."""
-        return init_state(self, key, example_batch)
+        """A fresh state whose shapes fit ``example_batch`` (only shapes are read).
+
+        Parameters depend on feature widths, not on the number of rows, so the model and the
+        critics are initialised on the batch's first two rows: the memory of the
+        initialisation does not grow with the example batch (no critic scores all its
+        pairs). The key is split into the model's, the critics' (term ``k`` folds in ``k``)
+        and the state's ``rng`` (:func:`~factorcl_jax.training.state.init_state`).
+        """
+        model_key, critic_key, rng = jax.random.split(key, 3)
+        example_batch = {name: value[:2] for name, value in example_batch.items()}
+        model_params = self.model.init(model_key, *batch_inputs(example_batch))
+        views = self.views(model_params, example_batch, rng)
+        return init_state(
+            self.method,
+            self.critic,
+            self.optimizer,
+            self.club_optimizer,
+            model_params,
+            views,
+            critic_key,
+            rng,
+        )
+
+    def views(
+        self, model_params: Any, batch: Batch, key: Array, axis_name: str | None = None
+    ) -> objectives.Views:
+        """What the terms read of ``batch`` (:func:`~factorcl_jax.training.views.batch_views`)."""
+        return batch_views(
+            self.method,
+            self.model,
+            self.augmenter,
+            self.num_classes,
+            model_params,
+            batch,
+            key,
+            axis_name,
+        )
 
     # ------------------------------------------------------------------ the step
 
@@ -140,7 +185,7 @@ class Trainer:
         Under ``axis_name`` the values are this device's share (its rows against the global
         batch's columns); their mean over devices is the full-batch value.
         """
-        views = batch_views(self, params["model"], batch, key, axis_name)
+        views = self.views(params["model"], batch, key, axis_name)
         column_labels = views.labels if views.column_labels is None else views.column_labels
         statistics = {}
 
@@ -276,7 +321,7 @@ class Trainer:
 
     def embed(self, params: Any, batch: Batch) -> dict[str, Array]:
         """Evaluation representations (``"encoders"`` and ``"factorized"``) of a batch."""
-        return models.embed(self.model, params["model"], *batch_inputs(batch))
+        return embed(self.model, params["model"], *batch_inputs(batch))
 
     @functools.cached_property
     def jit_embed(self) -> Callable[[Any, Batch], dict[str, Array]]:

@@ -1,17 +1,17 @@
 """The data loop: shuffled epochs over an in-memory dataset, the progress bar, and embedding a
 dataset with a trained model.
 
-:func:`fit` runs a trainer's step over ``epochs`` of seeded shuffles (drop-last), resumes
-exactly at ``(epoch, batch)``, and stops with :class:`NonFiniteLossError` naming the step and
-the terms when a loss turns NaN/inf. :func:`factorcl_jax.parallel.fit` is the same loop with
-a data-parallel step.
+:func:`fit` runs a trainer's step over ``epochs`` of seeded shuffles (drop-last), resumes exactly at
+``(epoch, batch)``, and stops with :class:`NonFiniteLossError` naming the step and the terms when a
+loss turns NaN/inf. :func:`factorcl_jax.training.parallel.fit` is the same loop with a data-parallel
+step.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
@@ -19,10 +19,8 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from factorcl_jax import validation
-from factorcl_jax.state import TrainState
-
-if TYPE_CHECKING:
-    from factorcl_jax.train import Trainer
+from factorcl_jax.training.state import TrainState
+from factorcl_jax.training.step import Trainer
 
 __all__ = ["NonFiniteLossError", "StepFn", "batches", "embed_dataset", "fit"]
 
@@ -100,7 +98,8 @@ def fit(
       start_epoch: epoch to start from (resuming).
       start_batch: batch index within ``start_epoch`` to start from (resuming).
       step_fn: the update, ``(state, batch) -> (state, measurements)``; default
-        ``trainer.jit_step`` (:func:`factorcl_jax.parallel.fit` passes a data-parallel one).
+        ``trainer.jit_step`` (:func:`factorcl_jax.training.parallel.fit` passes a data-parallel
+        one).
       place_batch: maps each host batch of ``batch_size`` rows to the ``step_fn`` input, e.g.
         onto a device mesh; default: the host batch as is.
 

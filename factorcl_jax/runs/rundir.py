@@ -1,7 +1,7 @@
 """Run directories treated like a database's data: never clobbered, locked while in use.
 
-A run directory holds a run when any of :data:`RUN_FILES` is in it. :func:`open_run_dir`
-decides what a new job may do with it:
+A run directory holds a run when any of :data:`RUN_FILES` is in it; one policy decides what a
+job may do with it. :func:`open_run_dir` is what a resumable job (``factorcl-jax train``) uses:
 
 * a fresh or empty directory (or one without run files) is used as is;
 * a directory holding a run is refused with :class:`RunDirectoryError` unless the job
@@ -10,14 +10,19 @@ decides what a new job may do with it:
 * resuming needs the run's ``config.json``, readable, and a requested config equal to it
   except for :data:`RESUMABLE_KEYS` (checkpoint cadence and retention).
 
+One-shot scripts (the benchmarks, the examples, ``factorcl-jax estimate``) use
+:func:`check_run_dir` / :func:`make_run_dir`: the same refusal of a directory holding a run,
+without resuming (they write ``results.json`` last, which marks a finished run).
+
 For its whole life a job holds an exclusive ``fcntl.flock`` on ``DIR/.lock``, which also
 records its pid while held (and is left empty on release, so a job that changed nothing
 leaves the directory byte for byte as it was); a second job on the same directory is refused
 naming that pid. The kernel drops the lock when the process dies, even by ``kill -9``, so a
 stale ``.lock`` never blocks.
 
-Whole files are written with :func:`atomic_write_text` (a temporary file in the same
-directory, flushed and renamed over the target), so a reader never sees half a file.
+Whole files are written with :func:`~factorcl_jax.io.atomic.atomic_write_text` (a temporary
+file in the same directory, flushed and renamed over the target), so a reader never sees half
+a file.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from factorcl_jax.io.atomic import atomic_write_text
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks
@@ -45,9 +52,10 @@ __all__ = [
     "RunDirectoryError",
     "RunLock",
     "RunWarning",
-    "atomic_write_text",
+    "check_run_dir",
     "config_differences",
     "config_digest",
+    "make_run_dir",
     "move_aside",
     "open_run_dir",
     "read_saved_config",
@@ -77,25 +85,6 @@ class RunDirectoryError(ValueError):
 class RunWarning(UserWarning):
     """Something about a run directory the user should know, in one line (e.g. a checkpoint
     moved aside); the command shows these as ``factorcl-jax: warning: ...``."""
-
-
-def atomic_write_text(path: str | pathlib.Path, text: str) -> pathlib.Path:
-    """Writes ``text`` to ``path`` through a temporary file and an atomic rename.
-
-    A crash leaves either the old file or the new one, never a truncated mix.
-    """
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-    return path
 
 
 def run_files(path: str | pathlib.Path) -> list[str]:
@@ -220,9 +209,17 @@ class RunLock:
 
 
 def _check(
-    path: pathlib.Path, requested_config: Mapping[str, Any], resume: bool, overwrite: bool
+    path: pathlib.Path,
+    requested_config: Mapping[str, Any] | None,
+    resume: bool,
+    overwrite: bool,
+    resumable: bool = True,
 ) -> list[str]:
-    """Refuses what ``open_run_dir`` must refuse, reading only; returns the run files found."""
+    """Refuses what a job may not do with ``path``, reading only; returns the run files found.
+
+    ``resumable`` jobs (``factorcl-jax train``) name ``--resume`` and ``--overwrite`` as ways
+    on; one-shot scripts only another ``--out``.
+    """
     if os.path.lexists(path) and not path.is_dir():
         raise RunDirectoryError(f"{path} exists and is not a directory")
     if resume:
@@ -230,7 +227,9 @@ def _check(
             raise RunDirectoryError(f"--resume: run directory {path} does not exist")
         saved = read_saved_config(path)
         differing = [
-            key for key in config_differences(saved, requested_config) if key not in RESUMABLE_KEYS
+            key
+            for key in config_differences(saved, requested_config or {})
+            if key not in RESUMABLE_KEYS
         ]
         if differing:
             raise RunDirectoryError(
@@ -240,11 +239,46 @@ def _check(
         return []
     existing = run_files(path) if path.is_dir() else []
     if existing and not overwrite:
-        raise RunDirectoryError(
-            f"{path} already holds a run ({', '.join(existing)}); continue it with --resume, "
-            "move it aside with --overwrite, or choose another --out"
+        ways = (
+            "continue it with --resume, move it aside with --overwrite, or choose another --out"
+            if resumable
+            else "choose another --out, or move that run away first"
         )
+        raise RunDirectoryError(f"{path} already holds a run ({', '.join(existing)}); {ways}")
     return existing
+
+
+def check_run_dir(out: str | pathlib.Path) -> pathlib.Path:
+    """``out`` as a path, after checking that a one-shot script (a benchmark, an example, the
+    ``estimate`` command) may write a new run there; nothing is created.
+
+    Raises:
+      RunDirectoryError: ``out`` is a file, or already holds a run (:func:`run_files`).
+    """
+    path = pathlib.Path(out)
+    _check(path, None, resume=False, overwrite=False, resumable=False)
+    return path
+
+
+def make_run_dir(out: str | pathlib.Path | None, name: str) -> pathlib.Path:
+    """Returns ``out`` (created, after :func:`check_run_dir`), or a fresh
+    ``runs/NAME-YYYYmmdd-HHMMSS[-k]`` directory.
+
+    Raises:
+      RunDirectoryError: ``out`` is a file, or already holds a run.
+    """
+    if out is not None:
+        path = check_run_dir(out)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = pathlib.Path("runs") / f"{name}-{stamp}"
+    path, suffix = base, 1
+    while path.exists():
+        path = base.with_name(f"{base.name}-{suffix}")
+        suffix += 1
+    path.mkdir(parents=True)
+    return path
 
 
 @contextlib.contextmanager
