@@ -25,7 +25,7 @@ LAYERS = [
     ["builder"],
     ["loop"],
     ["parallel", "probe"],
-    ["evaluation", "estimate", "checkpoint"],
+    ["evaluation", "estimate", "checkpoint", "classical"],
     ["mi_benchmark"],
     ["run"],
     ["cli", "__init__"],
