@@ -1,4 +1,4 @@
-"""Tests of the bimodal Trifeatures generator in ``factorcl_jax.data.trifeatures``."""
+"""Tests of the Trifeatures renderer and the bimodal pairs (``factorcl_jax.data.trifeatures*``)."""
 
 import math
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from factorcl_jax.data import trifeatures as tf
+from factorcl_jax.data import trifeatures_images as ti
 
 PALETTE = np.asarray(list(tf.COLORS.values()), np.float32)
 RED = list(tf.COLORS).index("red")
@@ -19,7 +20,7 @@ def data():
 
 def coverage(images, color):
     """``m`` of ``image = m * color + (1 - m) * background``, read off the red channel."""
-    background = tf.BACKGROUND[0]
+    background = ti.BACKGROUND[0]
     return (images[..., 0] - background) / (PALETTE[color, 0] - background)
 
 
@@ -35,7 +36,7 @@ def all_pairs(shape, texture, color, correlated_colors, *, biased):
 
 
 def test_templates_are_ten_distinct_shapes_with_the_closed_form_areas():
-    templates = tf.shape_templates()
+    templates = ti.shape_templates()
     assert templates.shape == (10, 128, 128) and templates.dtype == bool
     flat = templates.reshape(10, -1)
     assert len({row.tobytes() for row in flat}) == 10
@@ -56,12 +57,12 @@ def test_templates_are_ten_distinct_shapes_with_the_closed_form_areas():
 def test_render_shape_dtype_range_and_color_model():
     combos = np.arange(1000)
     shape, texture, color = combos // 100, (combos // 10) % 10, combos % 10
-    images = tf.render_trifeatures(shape, texture, color, resolution=12, seed=0)
+    images = ti.render_trifeatures(shape, texture, color, resolution=12, seed=0)
     assert images.shape == (1000, 12, 12, 3) and images.dtype == np.float32
     assert images.min() >= 0.0 and images.max() <= 1.0
     # Every pixel is m * color + (1 - m) * background for one m in [0, 1].
-    target = PALETTE[color][:, None, None, :] - np.asarray(tf.BACKGROUND, np.float32)
-    offset = images - np.asarray(tf.BACKGROUND, np.float32)
+    target = PALETTE[color][:, None, None, :] - np.asarray(ti.BACKGROUND, np.float32)
+    offset = images - np.asarray(ti.BACKGROUND, np.float32)
     m = (offset * target).sum(-1) / np.maximum((target**2).sum(-1), 1e-12)
     assert m.min() >= -1e-5 and m.max() <= 1 + 1e-5
     np.testing.assert_allclose(offset, m[..., None] * target, atol=1e-5)
@@ -75,7 +76,7 @@ def test_solid_shape_covers_its_area_whatever_the_pose(name, area):
     """Rotation and placement keep the shape whole inside the canvas: coverage = its area."""
     n = 40
     shape = np.full(n, tf.SHAPES.index(name))
-    images = tf.render_trifeatures(
+    images = ti.render_trifeatures(
         shape, np.zeros(n, int), np.full(n, RED), resolution=32, supersample=4, seed=1
     )
     per_image = coverage(images, RED).mean(axis=(1, 2))
@@ -91,7 +92,7 @@ def test_texture_fills_its_closed_form_fraction_of_the_shape(texture, fraction):
     """Texture duty cycles: stripes 3/10 of a period, grid 1 - (7/10)^2, noise a fair coin."""
     n = 60
     shape = np.full(n, tf.SHAPES.index("square"))
-    images = tf.render_trifeatures(
+    images = ti.render_trifeatures(
         shape,
         np.full(n, tf.TEXTURES.index(texture)),
         np.full(n, RED),
@@ -105,31 +106,31 @@ def test_texture_fills_its_closed_form_fraction_of_the_shape(texture, fraction):
 
 def test_images_differ_in_each_feature_and_repeat_per_seed():
     base = np.array([2]), np.array([1]), np.array([4])
-    image = tf.render_trifeatures(*base, seed=5)
-    np.testing.assert_array_equal(image, tf.render_trifeatures(*base, seed=5))
-    assert not np.array_equal(image, tf.render_trifeatures(*base, seed=6))
+    image = ti.render_trifeatures(*base, seed=5)
+    np.testing.assert_array_equal(image, ti.render_trifeatures(*base, seed=5))
+    assert not np.array_equal(image, ti.render_trifeatures(*base, seed=6))
     for feature in range(3):
         changed = [values.copy() for values in base]
         changed[feature] = (changed[feature] + 3) % 10
-        other = tf.render_trifeatures(*changed, seed=5)  # same pose, one feature changed
+        other = ti.render_trifeatures(*changed, seed=5)  # same pose, one feature changed
         assert np.abs(other - image).mean() > 0.01, feature
 
 
 def test_nuisance_draws_stay_in_the_reference_ranges():
-    pose = tf._draw_nuisance(5000, np.random.default_rng(0))
+    pose = ti._draw_nuisance(5000, np.random.default_rng(0))
     angles = pose["shape_angle"]
-    assert angles.min() == -tf.MAX_ANGLE and angles.max() == tf.MAX_ANGLE - 1
+    assert angles.min() == -ti.MAX_ANGLE and angles.max() == ti.MAX_ANGLE - 1
     radians = np.deg2rad(angles)
-    half_side = tf.TEMPLATE * (np.abs(np.cos(radians)) + np.abs(np.sin(radians))) / 2
+    half_side = ti.TEMPLATE * (np.abs(np.cos(radians)) + np.abs(np.sin(radians))) / 2
     centre = pose["shape_centre"]
     assert (centre - half_side[:, None] >= -0.5).all()
-    assert (centre + half_side[:, None] <= tf.CANVAS + 0.5).all()
+    assert (centre + half_side[:, None] <= ti.CANVAS + 0.5).all()
     assert set(np.unique(pose["texture_phase"])) == set(range(10))
 
 
 def test_default_texture_period():
-    assert tf.default_texture_period(224) == 10
-    assert tf.default_texture_period(32) == tf.MIN_TEXTURE_PERIOD
+    assert ti.default_texture_period(224) == 10
+    assert ti.default_texture_period(32) == ti.MIN_TEXTURE_PERIOD
 
 
 # -------------------------------------------------------------------------------- pools
@@ -283,9 +284,9 @@ def test_bimodal_trifeatures_refuses_bad_arguments(kwargs, error, match):
 
 def test_render_and_pairs_refuse_bad_labels():
     with pytest.raises(ValueError, match=r"\[0, 9\]"):
-        tf.render_trifeatures([0, 10], [0, 0], [0, 0])
+        ti.render_trifeatures([0, 10], [0, 0], [0, 0])
     with pytest.raises(ValueError, match="same length"):
-        tf.render_trifeatures([0, 1], [0], [0, 0])
+        ti.render_trifeatures([0, 1], [0], [0, 0])
     with pytest.raises(ValueError, match="permutation"):
         tf.sample_pairs([0], [0], [0], 1, correlated_colors=np.zeros(10, int), biased=True, seed=0)
     with pytest.raises(ValueError, match="split"):
