@@ -24,6 +24,7 @@ import math
 import numbers
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -37,6 +38,7 @@ __all__ = [
     "check_nonnegative_int",
     "check_positive_float",
     "check_positive_int",
+    "check_prng_key",
     "check_real_array",
     "check_seed",
 ]
@@ -186,3 +188,25 @@ def check_real_array(
             f"{np.dtype(dtype).name} (largest {limit:.3g}); rescale the data"
         )
     return array.astype(dtype)
+
+
+def check_prng_key(key: Any, name: str = "key") -> None:
+    """Accepts one typed PRNG key (shape ``()``) or one legacy ``uint32[2]`` key; reads only
+    dtype and shape, so it works on traced keys."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is None or shape is None:
+        raise TypeError(
+            f"{_name(name)} must be a JAX PRNG key (jax.random.key(seed) or "
+            f"jax.random.PRNGKey(seed)), got {type(key).__name__}"
+        )
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape != ():
+            raise ValueError(
+                f"{_name(name)} must be a single PRNG key of shape (), got shape {shape}"
+            )
+    elif not (dtype == jnp.uint32 and shape == (2,)):
+        raise TypeError(
+            f"{_name(name)} must be a JAX PRNG key (typed key of shape () or uint32 of shape "
+            f"(2,)), got dtype {dtype} and shape {shape}"
+        )

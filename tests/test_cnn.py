@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from factorcl_jax.cnn import AlexNetEncoder, feature_map_side
+from factorcl_jax.models.cnn import AlexNetEncoder, feature_map_side
 
 SMALL = (8, 16, 16, 16, 16)
 """Narrow widths: the tests check shapes and wiring, not capacity."""

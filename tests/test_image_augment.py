@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from factorcl_jax import image_augment as ia
+from factorcl_jax.models import image_augment as ia
 
 KEY = jax.random.key(0)
 IMAGES = jax.random.uniform(jax.random.key(1), (6, 16, 16, 3))

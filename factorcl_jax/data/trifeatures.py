@@ -65,6 +65,7 @@ from factorcl_jax.data.trifeatures_images import (
     check_labels,
     render_trifeatures,
 )
+from factorcl_jax.io.plotting import pyplot
 
 __all__ = [
     "COLORS",
@@ -398,19 +399,6 @@ def bimodal_trifeatures(
 # ----------------------------------------------------------------------------- plotting
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError(
-            'the pair grid needs matplotlib: pip install "factorcl-jax[plot]"'
-        ) from None
-    return plt
-
-
 def save_pair_grid(
     data: BimodalTrifeatures,
     path: str | pathlib.Path,
@@ -425,7 +413,7 @@ def save_pair_grid(
     pool, pairs = data._pool_and_pairs(split)
     labels = data.labels(split)
     count = min(num_pairs, len(pairs))
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(2, count, figsize=(1.9 * count, 4.4), squeeze=False)
     names = list(COLORS)
     for column in range(count):

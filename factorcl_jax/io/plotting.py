@@ -23,6 +23,7 @@ __all__ = [
     "plot_staircase",
     "plot_terms",
     "plot_training_curves",
+    "pyplot",
 ]
 
 
@@ -30,7 +31,8 @@ class PlottingUnavailable(ImportError):
     """matplotlib is not installed."""
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend, or :class:`PlottingUnavailable`."""
     try:
         import matplotlib
 
@@ -75,7 +77,7 @@ def plot_training_curves(
     span: int = 20,
 ) -> pathlib.Path:
     """Loss against step for every method (EMA-smoothed), one line each."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for method, history in histories.items():
         if history:
@@ -96,7 +98,7 @@ def plot_terms(
     span: int = 20,
 ) -> pathlib.Path:
     """Every bound term of every method against step, one panel per method."""
-    plt = _pyplot()
+    plt = pyplot()
     methods = [m for m, h in histories.items() if h]
     figure, axes = plt.subplots(
         1, max(len(methods), 1), figsize=(5 * max(len(methods), 1), 4), squeeze=False
@@ -123,7 +125,7 @@ def plot_probe_accuracy(
     title: str = "Linear-probe test accuracy",
 ) -> pathlib.Path:
     """Bar chart of ``{method: accuracy}``."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(1.6 * len(accuracies) + 2, 4))
     names = list(accuracies)
     values = [accuracies[name] for name in names]
@@ -141,7 +143,7 @@ def plot_mi_history(
     history: np.ndarray, path: str | pathlib.Path, *, bound: str, estimate: float, span: int = 50
 ) -> pathlib.Path:
     """An MI estimator's per-step estimate (raw and EMA-smoothed) and its final value."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     steps = np.arange(1, len(history) + 1)
     axis.plot(steps, history, alpha=0.3, label=f"{bound} (per batch)")
@@ -187,7 +189,7 @@ def plot_staircase(
     """
     if not panels:
         raise ValueError("`panels` must hold at least one StaircasePanel")
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(
         1, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 4.4), squeeze=False
     )
@@ -230,7 +232,7 @@ def plot_estimates_vs_truth(
     """
     if not rows:
         raise ValueError("`rows` must hold at least one result")
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 5.5))
     estimators = list(dict.fromkeys(str(row["estimator"]) for row in rows))
     for estimator in estimators:

@@ -7,10 +7,13 @@
   :class:`GRUEncoder`);
 * :mod:`~factorcl_jax.models.fusion`: :class:`FusionModel`, the fused model of CoMM and
   InfMasking;
-* :mod:`~factorcl_jax.models.augment`: keyed, vectorised augmentations.
+* :mod:`~factorcl_jax.models.augment`: keyed, vectorised augmentations;
+* :mod:`~factorcl_jax.models.image_augment`: SimCLR's image augmentations;
+* :mod:`~factorcl_jax.models.cnn`: :class:`AlexNetEncoder`, pooled vectors or patch tokens.
 """
 
-from factorcl_jax.models import augment
+from factorcl_jax.models import augment, image_augment
+from factorcl_jax.models.cnn import AlexNetEncoder
 from factorcl_jax.models.encoders import GRUEncoder, TransformerEncoder, masked_mean
 from factorcl_jax.models.fusion import FusionCore, FusionModel
 from factorcl_jax.models.multimodal import (
@@ -22,6 +25,7 @@ from factorcl_jax.models.multimodal import (
 )
 
 __all__ = [
+    "AlexNetEncoder",
     "FusionCore",
     "FusionModel",
     "GRUEncoder",
@@ -31,6 +35,7 @@ __all__ = [
     "augment",
     "embed",
     "encode_modalities",
+    "image_augment",
     "init_encoders",
     "masked_mean",
 ]

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from factorcl_jax import validation
+
 __all__ = [
     "AUGMENTATIONS",
     "DEFAULT_SEQUENCE_AUGMENTATIONS",
@@ -65,25 +67,6 @@ class Augmentation(Protocol):
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_key(key: Any) -> None:
-    """Accepts one typed PRNG key (shape ``()``) or one legacy ``uint32[2]`` key."""
-    dtype = getattr(key, "dtype", None)
-    shape = getattr(key, "shape", None)
-    if dtype is None or shape is None:
-        raise TypeError(
-            "`key` must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
-            f"got {type(key).__name__}"
-        )
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        if shape != ():
-            raise ValueError(f"`key` must be a single PRNG key of shape (), got shape {shape}")
-    elif not (dtype == jnp.uint32 and shape == (2,)):
-        raise TypeError(
-            "`key` must be a JAX PRNG key (typed key of shape () or uint32 of shape (2,)), "
-            f"got dtype {dtype} and shape {shape}"
-        )
 
 
 def _as_batch(x: Any, name: str = "x", ranks: tuple[int, ...] = (2, 3)) -> Array:
@@ -168,7 +151,7 @@ def identity(key: Array, x: Array, *, mask: Array | None = None) -> Array:
       >>> identity(jax.random.key(0), jnp.ones((2, 3))).shape
       (2, 3)
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x)
     _as_mask(mask, x)
     return x
@@ -190,7 +173,7 @@ def gaussian_noise(key: Array, x: Array, *, scale: float = 0.1, mask: Array | No
       >>> gaussian_noise(jax.random.key(0), jnp.zeros((2, 3)), scale=0.5).shape
       (2, 3)
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x)
     mask = _as_mask(mask, x)
     _check_real("scale", scale, low=0.0)
@@ -222,7 +205,7 @@ def feature_mask(key: Array, x: Array, *, rate: float = 0.2, mask: Array | None 
       >>> feature_mask(jax.random.key(0), jnp.ones((2, 5)), rate=0.0).sum()
       Array(10., dtype=float32)
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x)
     _as_mask(mask, x)
     _check_real("rate", rate, low=0.0, high=1.0)
@@ -259,7 +242,7 @@ def time_mask(key: Array, x: Array, *, rate: float = 0.2, mask: Array | None = N
       >>> time_mask(jax.random.key(0), jnp.ones((2, 4, 3)), rate=1.0).sum()
       Array(0., dtype=float32)
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x, ranks=(3,))
     mask = _as_mask(mask, x)
     _check_real("rate", rate, low=0.0, high=1.0)
@@ -297,7 +280,7 @@ def aligned_time_mask(
       >>> bool(((a[..., 0] == 0) == (b[..., 0] == 0)).all())
       True
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x1 = _as_batch(x1, "x1", ranks=(3,))
     x2 = _as_batch(x2, "x2", ranks=(3,))
     if x1.shape[:2] != x2.shape[:2]:
@@ -344,7 +327,7 @@ def permute_segments(
       >>> sorted(y[0].tolist()) == x[0].tolist()
       True
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x)
     mask = _as_mask(mask, x)
     length = x.shape[1]
@@ -418,7 +401,7 @@ def mixup(key: Array, x: Array, *, alpha: float = 0.2, mask: Array | None = None
       >>> mixup(jax.random.key(0), jnp.eye(3), alpha=0.4).shape
       (3, 3)
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x)
     mask = _as_mask(mask, x)
     _check_real("alpha", alpha, low=0.0, low_inclusive=False)
@@ -459,7 +442,7 @@ def random_choice(
       >>> y.shape
       (4, 3)
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     x = _as_batch(x)
     mask = _as_mask(mask, x)
     if callable(augmentations) or not isinstance(augmentations, Sequence):
@@ -583,7 +566,7 @@ def make_augmentation(
     else:
 
         def augment(key: Array, x: Array, *, mask: Array | None = None) -> Array:
-            _check_key(key)
+            validation.check_prng_key(key)
             for fn, fn_key in zip(bound, jax.random.split(key, len(bound)), strict=True):
                 x = fn(fn_key, x, mask=mask)
             return x

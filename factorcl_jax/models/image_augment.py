@@ -64,24 +64,6 @@ GRAYSCALE_WEIGHTS = (0.2989, 0.587, 0.114)
 # --------------------------------------------------------------------------- validation
 
 
-def _check_key(key: Any) -> None:
-    """Accepts one typed PRNG key (shape ``()``) or one legacy ``uint32[2]`` key."""
-    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is None or shape is None:
-        raise TypeError(
-            "`key` must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
-            f"got {type(key).__name__}"
-        )
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        if shape != ():
-            raise ValueError(f"`key` must be a single PRNG key of shape (), got shape {shape}")
-    elif not (dtype == jnp.uint32 and shape == (2,)):
-        raise TypeError(
-            "`key` must be a JAX PRNG key (typed key of shape () or uint32 of shape (2,)), "
-            f"got dtype {dtype} and shape {shape}"
-        )
-
-
 def _check_images(images: Any, mask: Any) -> Array:
     """``images`` as a floating ``[n, H, W, 3]`` JAX array; refuses a ``mask``."""
     if mask is not None:
@@ -273,7 +255,7 @@ def random_resized_crop(
     Returns:
       ``[n, H, W, 3]`` of the dtype of ``images``.
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     images = _check_images(images, mask)
     scale = _check_range(scale, "scale", low=1e-6, high=1.0)
     ratio = _check_range(ratio, "ratio", low=1e-6)
@@ -322,7 +304,7 @@ def color_jitter(
     Returns:
       ``[n, H, W, 3]`` of the dtype of ``images``.
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     images = _check_images(images, mask)
     strengths = [
         validation.check_finite_float(value, name, at_least=0.0)
@@ -375,7 +357,7 @@ def random_grayscale(
     Returns:
       ``[n, H, W, 3]`` of the dtype of ``images``.
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     images = _check_images(images, mask)
     return _random_grayscale(key, images, _check_probability(p))
 
@@ -422,7 +404,7 @@ def gaussian_blur(
     Returns:
       ``[n, H, W, 3]`` of the dtype of ``images``.
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     images = _check_images(images, mask)
     sigma = _check_range(sigma, "sigma", low=1e-6)
     p = _check_probability(p)
@@ -469,7 +451,7 @@ def horizontal_flip(
     Returns:
       ``[n, H, W, 3]`` of the dtype of ``images``.
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     images = _check_images(images, mask)
     return _horizontal_flip(key, images, _check_probability(p))
 
@@ -507,7 +489,7 @@ def simclr_augmentation(
     Returns:
       ``[n, H, W, 3]`` of the dtype of ``images``, in ``[0, 1]``.
     """
-    _check_key(key)
+    validation.check_prng_key(key)
     images = _check_images(images, mask)
     key_crop, key_jitter, key_gray, key_blur, key_flip = jax.random.split(key, 5)
     if crop_scale is not None:
