@@ -11,6 +11,8 @@ SciPy.
 import json
 import math
 import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -211,9 +213,6 @@ def test_mean_pointwise_mi_is_the_closed_form_truth(task_id):
 
 @pytest.mark.slow
 def test_benchmark_script_writes_the_table(tmp_path):
-    import subprocess
-    import sys
-
     root = pathlib.Path(__file__).resolve().parents[1]
     command = [sys.executable, "benchmarks/bmi_suite.py", "--quick", "--out", str(tmp_path)]
     completed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=900)
