@@ -5,6 +5,7 @@ large samples plugged into the Gaussian formulas, SciPy's densities, and numeric
 integration of the Student-t entropy.
 """
 
+import itertools
 import math
 
 import jax
@@ -39,6 +40,11 @@ TASK_NAMES = [
     "gaussian-d4-mi2.0+x=asinh+y=half_cube",
     "mvn_dense-dx3-dy2-within0.5-mi1.0+x=spiral0.5+y=cube",
     "student_t-df5.0-gaussian-d2-mi1.0+x=spiral1.0",
+    "additive_uniform-eps0.75",
+    "additive_uniform-eps0.3",
+    "gaussian-d3-mi1.0+x=normal_cdf+y=spiral0.5-plane0-2",
+    "gaussian-d1-mi0.5+x=normal_cdf+x=swissroll+y=normal_cdf",
+    "gaussian-d2-mi1.0+x=waves5.0-3.0+x=scale0.1,-2.0+x=shift-0.8,0.0",
 ]
 
 
@@ -285,16 +291,30 @@ def test_cubic_inverse_gives_back_the_gaussian_sample():
     )
 
 
-@pytest.mark.parametrize("token", ["asinh", "cube", "half_cube", "spiral0.7"])
-def test_maps_are_inverted_and_keep_the_mi(token):
+@pytest.mark.parametrize(
+    "token, tolerance",
+    [
+        ("asinh", 1e-4),
+        ("cube", 1e-4),
+        ("half_cube", 1e-4),
+        ("spiral0.7", 1e-4),
+        ("spiral0.7-plane0-2", 1e-4),
+        ("waves5.0-3.0", 1e-4),
+        ("scale0.5,-2.0,3.0", 1e-4),
+        ("shift-1.0,0.0,2.5", 1e-4),
+        # Phi(t) rounds to 1 - 6e-8 steps in float32: the far tail comes back to ~1e-2.
+        ("normal_cdf", 2e-2),
+    ],
+)
+def test_maps_are_inverted_and_keep_the_mi(token, tolerance):
     base = correlated_gaussian(3, 1.5)
     task = transformed(base, x_map=token, y_map=token)
     assert task.true_mi == base.true_mi
     key = jax.random.key(7)
     inverse_x, inverse_y = task.inverse(*task.sample(key, 50_000))
     base_x, base_y = base.sample(key, 50_000)
-    np.testing.assert_allclose(inverse_x, base_x, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(inverse_y, base_y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(inverse_x, base_x, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(inverse_y, base_y, rtol=tolerance, atol=tolerance)
     inverse = (np.asarray(inverse_x, np.float64), np.asarray(inverse_y, np.float64))
     assert _mi_from_correlations(*inverse) == pytest.approx(1.5, abs=0.04)
 
@@ -310,6 +330,98 @@ def test_spiral_is_a_volume_preserving_rotation(dim):
     jacobians = jax.jit(jax.vmap(jax.jacfwd(lambda p: mi_tasks._spiral(p[None, :], 0.5)[0])))(v)
     np.testing.assert_allclose(np.linalg.det(np.asarray(jacobians, np.float64)), 1.0, atol=1e-4)
     assert not np.allclose(spiral, v)
+
+
+def test_plane_spiral_is_the_matrix_exponential_of_its_generator():
+    """bmi's spiral ``v -> expm(speed |v|^2 A) v``, ``A[i, j] = -1``, ``A[j, i] = 1``."""
+    linalg = pytest.importorskip("scipy.linalg")
+    v = np.asarray(jax.random.normal(jax.random.key(9), (6, 5)), np.float64)
+    generator = np.zeros((5, 5))
+    generator[1, 3], generator[3, 1] = -1.0, 1.0
+    expected = [linalg.expm(0.3 * (row @ row) * generator) @ row for row in v]
+    spiral = mi_tasks._spiral(jnp.asarray(v, jnp.float32), 0.3, (1, 3))
+    np.testing.assert_allclose(spiral, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(spiral)[:, [0, 2, 4]], v[:, [0, 2, 4]].astype("f4"))
+
+
+def test_waves_scale_and_shift_follow_their_formulas():
+    v = jax.random.normal(jax.random.key(10), (8, 2))
+    v64 = np.asarray(v, np.float64)
+    waves = np.asarray(mi_tasks._apply_map("waves5.0-3.0", v, inverse=False), np.float64)
+    np.testing.assert_allclose(waves[:, 0], v64[:, 0] + 5 * np.sin(3 * v64[:, 1]), atol=1e-5)
+    np.testing.assert_array_equal(waves[:, 1], v64[:, 1])
+    affine = mi_tasks._apply_map(
+        "shift-0.8,0.0", mi_tasks._apply_map("scale0.1,0.5", v, False), False
+    )
+    np.testing.assert_allclose(affine, v64 * [0.1, 0.5] + [-0.8, 0.0], atol=1e-6)
+    assert mi_tasks._parse_map("shift-0.8,-0", "x_map") == "shift-0.8,0.0"
+    assert mi_tasks._parse_map("scale2,.5", "x_map") == "scale2.0,0.5"
+
+
+def test_swiss_roll_embeds_one_coordinate_in_two_and_unrolls():
+    task = transformed("gaussian-d1-mi0.5", x_map=["normal_cdf", "swissroll"], y_map="normal_cdf")
+    assert (task.x_dim, task.y_dim) == (2, 1)
+    x, y = task.sample(jax.random.key(12), 10_000)
+    assert x.shape == (10_000, 2) and y.shape == (10_000, 1)
+    u = np.asarray(task.base.sample(jax.random.key(12), 10_000)[0], np.float64)
+    u = 0.5 * (1 + np.vectorize(math.erf)(u / math.sqrt(2)))
+    t = 1.5 * math.pi * (1 + 2 * u)
+    np.testing.assert_allclose(x, np.concatenate([t * np.cos(t), t * np.sin(t)], 1) / 21, atol=1e-5)
+    # The PMI of the embedded pair is the base's, through the left inverse.
+    np.testing.assert_allclose(
+        task.pointwise_mi(x, y),
+        task.base.pointwise_mi(*task.base.sample(jax.random.key(12), 10_000)),
+        atol=2e-3,
+    )
+
+
+@pytest.mark.parametrize(
+    "maps, match",
+    [
+        ({"x_map": "swissroll"}, "swissroll embeds 1"),
+        ({"y_map": "spiral0.5-plane1-3"}, "needs at least 4 dimensions"),
+        ({"y_map": "spiral0.5-plane2-1"}, "i < j"),
+        ({"x_map": "scale1.0,2.0"}, "has 2 values for 3 dimensions"),
+        ({"x_map": "scale1.0,0.0,2.0"}, "nonzero"),
+        ({"x_map": "shift1"}, "has 1 values for 3 dimensions"),
+        ({"x_map": "waves1.0"}, "`x_map` must be one of"),
+    ],
+)
+def test_map_arguments_are_checked(maps, match):
+    with pytest.raises(ValueError, match=match):
+        transformed(correlated_gaussian(3, 1.0), **maps)
+    with pytest.raises(ValueError, match=r"waves5\.0-1\.0 needs at least 2"):
+        transformed(correlated_gaussian(1, 1.0), x_map="waves5-1")
+
+
+# ------------------------------------------------------------------ additive uniform noise
+
+
+@pytest.mark.parametrize("epsilon", [0.3, 0.5, 0.75, 2.0])
+def test_additive_uniform_mi_by_quadrature_and_monte_carlo(epsilon):
+    """``I = h(Y) - log(2 eps)`` with the trapezoid entropy by quadrature; mean of the PMI."""
+    integrate = pytest.importorskip("scipy.integrate")
+
+    def density(v):
+        return max(0.0, min(1.0, v + epsilon) - max(0.0, v - epsilon)) / (2 * epsilon)
+
+    def integrand(v):
+        p = density(v)
+        return -p * math.log(p) if p > 0 else 0.0
+
+    knots = sorted({-epsilon, epsilon, 1 - epsilon, 1 + epsilon})
+    entropy = sum(
+        integrate.quad(integrand, a, b, epsabs=1e-12)[0] for a, b in itertools.pairwise(knots)
+    )
+    task = mi_tasks.additive_uniform(epsilon)
+    assert task.true_mi == pytest.approx(entropy - math.log(2 * epsilon), abs=1e-9)
+    x, y = task.sample(jax.random.key(13), 100_000)
+    assert float(jnp.min(x)) >= 0 and float(jnp.max(x)) <= 1
+    assert float(jnp.max(jnp.abs(y - x))) <= epsilon * (1 + 1e-6)
+    pointwise = np.asarray(task.pointwise_mi(x, y), np.float64)
+    assert pointwise.mean() == pytest.approx(task.true_mi, abs=5 * pointwise.std() / math.sqrt(1e5))
+    far = task.pointwise_mi(jnp.array([[0.2]]), jnp.array([[0.2 + 1.01 * epsilon]]))
+    assert float(far[0]) == -math.inf
 
 
 # ----------------------------------------------------------------- determinism and names
@@ -367,6 +479,7 @@ def test_name_formats_and_canonical_forms():
         "mvn_dense",
         "mvn_equicorr",
         "student_t",
+        "additive_uniform",
         "transformed",
     }
 
@@ -418,6 +531,7 @@ def test_explicit_covariance_task_names_carry_a_digest():
         (lambda: transformed(correlated_gaussian(2, 1.0), x_map="square"), "`x_map`"),
         (lambda: transformed(correlated_gaussian(2, 1.0), y_map="spiral-1"), "`y_map`"),
         (lambda: transformed(correlated_gaussian(1, 1.0), y_map="spiral"), "`y_map`"),
+        (lambda: mi_tasks.additive_uniform(0.0), "`epsilon`"),
         (lambda: transformed(42, x_map="cube"), "`task`"),
         (lambda: transformed(42), "`task`"),
         (lambda: make_task("gaussian-d20"), "unknown task name"),

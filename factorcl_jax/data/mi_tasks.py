@@ -19,11 +19,14 @@ Families and their names (floats are written positionally, shortest round-trip f
   mvn_dense-dx{x_dim}-dy{y_dim}-within{a}-mi{mi}   dense_normal(x_dim, y_dim, mi, a)
   mvn_equicorr-dx{x_dim}-dy{y_dim}-corr{a}         equicorrelated_normal(x_dim, y_dim, a)
   student_t-df{df}-{gaussian name}             student_t(gaussian task, df)
+  additive_uniform-eps{eps}                    additive_uniform(eps)
+  gmm_...                                      Gaussian mixtures, factorcl_jax.data.fine
   {name}+x={map}+y={map}                       transformed(task, x_map=..., y_map=...)
 
 e.g. ``"gaussian-d20-mi4.0"``, ``"student_t-df3.0-gaussian-d5-mi1.0"``,
-``"mvn_dense-dx3-dy2-within0.5-mi1.0+x=asinh+y=spiral0.5"``. Maps are ``asinh``, ``cube``,
-``half_cube`` (``t |t|^(1/2)``) and ``spiral{speed}``; all are invertible, so they keep the MI.
+``"mvn_dense-dx3-dy2-within0.5-mi1.0+x=asinh+y=spiral0.5"``. Maps (listed in
+:func:`transformed`: ``asinh``, ``cube``, ``half_cube``, ``normal_cdf``, ``spiral{speed}``,
+``waves``, ``scale``, ``shift``, ``swissroll``) are one-to-one, so they keep the MI.
 A normal built from an explicit covariance (:func:`multivariate_normal`) is named
 ``mvn-dx{x_dim}-dy{y_dim}-cov{digest}`` and cannot be rebuilt from its name.
 
@@ -51,11 +54,13 @@ from jax import Array
 
 __all__ = [
     "TASKS",
+    "AdditiveUniformTask",
     "CorrelatedGaussianTask",
     "MITask",
     "MultivariateNormalTask",
     "StudentTTask",
     "TransformedTask",
+    "additive_uniform",
     "correlated_gaussian",
     "cubic_gaussian",
     "dense_normal",
@@ -736,6 +741,69 @@ def student_t(
     return StudentTTask(gaussian, df)
 
 
+# ----------------------------------------------------------------- additive uniform noise
+
+
+@dataclasses.dataclass(frozen=True)
+class AdditiveUniformTask:
+    """``x ~ U(0, 1)``, ``y = x + e`` with ``e ~ U(-eps, eps)`` independent of ``x``.
+
+    ``p(y | x) = 1 / (2 eps)`` on ``|y - x| < eps``, and ``p(y)`` is the trapezoid
+    ``|[y - eps, y + eps] ∩ [0, 1]| / (2 eps)``, so the pointwise MI is minus the log length
+    of that overlap, and (Czyż et al. 2023, appendix; bmi's ``AdditiveUniformSampler``)::
+
+        I = 1 / (4 eps)           for eps >= 1/2
+        I = eps - log(2 eps)      for eps <= 1/2
+
+    (both give 1/2 at eps = 1/2). Name: ``additive_uniform-eps{eps}``.
+    """
+
+    epsilon: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "epsilon", _check_float(self.epsilon, "epsilon", positive=True))
+
+    @property
+    def name(self) -> str:
+        return f"additive_uniform-eps{_format_float(self.epsilon)}"
+
+    @property
+    def x_dim(self) -> int:
+        return 1
+
+    @property
+    def y_dim(self) -> int:
+        return 1
+
+    @property
+    def true_mi(self) -> float:
+        eps = self.epsilon
+        return 0.25 / eps if eps >= 0.5 else eps - math.log(2.0 * eps)
+
+    def sample(self, key: Array, num_samples: int) -> tuple[Array, Array]:
+        """``(x [n, 1], y [n, 1])`` float32."""
+        num_samples = _check_int(num_samples, "num_samples")
+        key_x, key_noise = jax.random.split(key)
+        x = jax.random.uniform(key_x, (num_samples, 1), jnp.float32)
+        noise = jax.random.uniform(
+            key_noise, (num_samples, 1), jnp.float32, -self.epsilon, self.epsilon
+        )
+        return x, x + noise
+
+    def pointwise_mi(self, x: Array, y: Array) -> Array:
+        """``-log |[y - eps, y + eps] ∩ [0, 1]|``: ``[n]``; ``-inf`` where ``p(x, y) = 0``."""
+        _check_pair(x, y, 1, 1)
+        x, y = x[:, 0], y[:, 0]
+        overlap = jnp.minimum(1.0, y + self.epsilon) - jnp.maximum(0.0, y - self.epsilon)
+        inside = (jnp.abs(y - x) <= self.epsilon) & (x >= 0.0) & (x <= 1.0)
+        return jnp.where(inside, -jnp.log(jnp.where(inside, overlap, 1.0)), -jnp.inf)
+
+
+def additive_uniform(epsilon: float) -> AdditiveUniformTask:
+    """``y = x + e``, ``x ~ U(0, 1)``, ``e ~ U(-epsilon, epsilon)``; e.g. ``1/3`` nats at 0.75."""
+    return AdditiveUniformTask(epsilon)
+
+
 # ------------------------------------------------------------------ invertible transforms
 
 _ELEMENTWISE_MAPS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]] = {
@@ -745,49 +813,141 @@ _ELEMENTWISE_MAPS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], A
         lambda t: t * jnp.sqrt(jnp.abs(t)),
         lambda t: jnp.sign(t) * jnp.abs(t) ** (2 / 3),
     ),
+    "normal_cdf": (jax.scipy.special.ndtr, jax.scipy.special.ndtri),
 }
 _FLOAT = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_SPIRAL = re.compile(rf"spiral(?P<speed>{_FLOAT})?")
+_SIGNED_FLOATS = rf"-?{_FLOAT}(?:,-?{_FLOAT})*"
+_SPIRAL = re.compile(rf"spiral(?P<speed>{_FLOAT})?(?:-plane(?P<first>\d+)-(?P<second>\d+))?")
+_WAVES = re.compile(rf"waves(?P<amplitude>{_FLOAT})-(?P<frequency>{_FLOAT})")
+_SCALE_OR_SHIFT = re.compile(rf"(?P<kind>scale|shift)(?P<values>{_SIGNED_FLOATS})")
+_SWISS_ROLL_RADIUS = 21.0
 
 
-def _spiral(v: Array, speed: float) -> Array:
-    """Rotate the planes ``(v_0, v_1), (v_2, v_3), ...`` by the angle ``speed * |v|^2``.
+def _spiral(v: Array, speed: float, plane: tuple[int, int] | None = None) -> Array:
+    """Rotate coordinate planes by the angle ``speed * |v|^2``.
 
+    ``plane=None`` rotates ``(v_0, v_1), (v_2, v_3), ...`` (an odd last coordinate is kept);
+    ``plane=(i, j)`` rotates only ``(v_i, v_j)``: ``v -> exp(speed |v|^2 A) v`` with ``A``
+    the generator of so(dim) with ``A[i, j] = -1``, ``A[j, i] = 1`` (bmi's ``Spiral``).
     Rotations keep ``|v|``, so the inverse is the same map with ``-speed``. The Jacobian
-    ``R (I + 2 speed A v v^T)`` (``A`` the skew-symmetric generator) has determinant
-    ``1 + 2 speed v^T A v = 1``: the map preserves volume. An odd last coordinate is kept.
+    ``R (I + 2 speed A v v^T)`` has determinant ``1 + 2 speed v^T A v = 1``: the map preserves
+    volume.
     """
-    num_samples, dim = v.shape
-    num_planes = dim // 2
+    dim = v.shape[1]
+    if plane is None:
+        first_index = np.arange(0, 2 * (dim // 2), 2)
+        second_index = first_index + 1
+    else:
+        first_index, second_index = np.array([plane[0]]), np.array([plane[1]])
     angle = speed * jnp.sum(jnp.square(v), axis=-1, keepdims=True)  # [n, 1]
     cos, sin = jnp.cos(angle), jnp.sin(angle)
-    first, second = v[:, 0 : 2 * num_planes : 2], v[:, 1 : 2 * num_planes : 2]
-    rotated = jnp.stack([cos * first - sin * second, sin * first + cos * second], axis=-1)
-    return jnp.concatenate(
-        [rotated.reshape(num_samples, 2 * num_planes), v[:, 2 * num_planes :]], axis=-1
+    first, second = v[:, first_index], v[:, second_index]
+    return (
+        v.at[:, first_index]
+        .set(cos * first - sin * second)
+        .at[:, second_index]
+        .set(sin * first + cos * second)
+    )
+
+
+def _swiss_roll(u: Array) -> Array:
+    """``[n, 1] -> [n, 2]``: ``t = 1.5 pi (1 + 2 u)``, ``(t cos t, t sin t) / 21`` (bmi's
+    ``swissroll2d``). One-to-one on ``u`` in ``[0, 1]`` (``t > 0``), so an embedding."""
+    t = 1.5 * math.pi * (1.0 + 2.0 * u)
+    return jnp.concatenate([t * jnp.cos(t), t * jnp.sin(t)], axis=-1) / _SWISS_ROLL_RADIUS
+
+
+def _unroll_swiss_roll(z: Array) -> Array:
+    """``[n, 2] -> [n, 1]``, the left inverse of :func:`_swiss_roll`: ``t = 21 |z|``."""
+    t = _SWISS_ROLL_RADIUS * jnp.linalg.norm(z, axis=-1, keepdims=True)
+    return (t / (1.5 * math.pi) - 1.0) / 2.0
+
+
+def _format_floats(values: Iterable[float]) -> str:
+    # + 0.0 turns -0.0 into 0.0, so that equal maps have one name.
+    return ",".join(
+        np.format_float_positional(float(v) + 0.0, unique=True, trim="0") for v in values
     )
 
 
 def _parse_map(token: Any, arg: str) -> str:
-    """Canonical token of a map: ``asinh``, ``cube``, ``half_cube`` or ``spiral{speed}``."""
+    """Canonical token of a map (see :func:`transformed` for the list)."""
     if isinstance(token, str):
-        if token in _ELEMENTWISE_MAPS:
+        if token in _ELEMENTWISE_MAPS or token == "swissroll":
             return token
         match = _SPIRAL.fullmatch(token)
         if match:
             speed = 1.0 if match["speed"] is None else float(match["speed"])
-            return f"spiral{_format_float(_check_float(speed, 'spiral speed', positive=True))}"
+            canonical = f"spiral{_format_float(_check_float(speed, 'spiral speed', positive=True))}"
+            if match["first"] is None:
+                return canonical
+            first, second = int(match["first"]), int(match["second"])
+            if first >= second:
+                raise ValueError(f"`{arg}`: a spiral plane i-j needs i < j, got {token!r}")
+            return f"{canonical}-plane{first}-{second}"
+        match = _WAVES.fullmatch(token)
+        if match:
+            amplitude, frequency = float(match["amplitude"]), float(match["frequency"])
+            return f"waves{_format_float(amplitude)}-{_format_float(frequency)}"
+        match = _SCALE_OR_SHIFT.fullmatch(token)
+        if match:
+            values = [float(v) for v in match["values"].split(",")]
+            if match["kind"] == "scale" and 0.0 in values:
+                raise ValueError(f"`{arg}`: a scale needs nonzero factors, got {token!r}")
+            return f"{match['kind']}{_format_floats(values)}"
     raise ValueError(
-        f"`{arg}` must be one of {sorted(_ELEMENTWISE_MAPS)} or 'spiral{{speed}}' "
-        f"(e.g. 'spiral0.5'), got {token!r}"
+        f"`{arg}` must be one of {sorted([*_ELEMENTWISE_MAPS, 'swissroll'])}, "
+        f"'spiral{{speed}}' (e.g. 'spiral0.5'), 'spiral{{speed}}-plane{{i}}-{{j}}', "
+        f"'waves{{amplitude}}-{{frequency}}', 'scale{{a}},{{b}},...' or 'shift{{a}},{{b}},...', "
+        f"got {token!r}"
     )
+
+
+def _map_output_dim(token: str, dim: int, arg: str) -> int:
+    """The dimension after the map ``token`` on ``dim`` coordinates; raises if it cannot act."""
+    if token.startswith("spiral"):
+        match = _SPIRAL.fullmatch(token)
+        needed = 2 if match["second"] is None else int(match["second"]) + 1
+        if dim < needed:
+            raise ValueError(f"`{arg}`: {token} needs at least {needed} dimensions, got {dim}")
+    elif token.startswith("waves") and dim < 2:
+        raise ValueError(f"`{arg}`: {token} needs at least 2 dimensions, got {dim}")
+    elif token.startswith(("scale", "shift")):
+        count = token.count(",") + 1
+        if count != dim:
+            raise ValueError(f"`{arg}`: {token} has {count} values for {dim} dimensions")
+    elif token == "swissroll":
+        if dim != 1:
+            raise ValueError(f"`{arg}`: swissroll embeds 1 dimension in 2, got {dim}")
+        return 2
+    return dim
+
+
+def _output_dim(maps: tuple[str, ...], dim: int, arg: str) -> int:
+    for token in maps:
+        dim = _map_output_dim(token, dim, arg)
+    return dim
 
 
 def _apply_map(token: str, v: Array, inverse: bool) -> Array:
     if token in _ELEMENTWISE_MAPS:
         return _ELEMENTWISE_MAPS[token][int(inverse)](v)
-    speed = float(token[len("spiral") :])
-    return _spiral(v, -speed if inverse else speed)
+    if token == "swissroll":
+        return _unroll_swiss_roll(v) if inverse else _swiss_roll(v)
+    match = _SPIRAL.fullmatch(token)
+    if match:
+        speed = float(match["speed"])
+        plane = None if match["first"] is None else (int(match["first"]), int(match["second"]))
+        return _spiral(v, -speed if inverse else speed, plane)
+    match = _WAVES.fullmatch(token)
+    if match:
+        shift = float(match["amplitude"]) * jnp.sin(float(match["frequency"]) * v[:, 1])
+        return v.at[:, 0].add(-shift if inverse else shift)
+    match = _SCALE_OR_SHIFT.fullmatch(token)
+    values = jnp.asarray([[float(value) for value in match["values"].split(",")]], v.dtype)
+    if match["kind"] == "scale":
+        return v / values if inverse else v * values
+    return v - values if inverse else v + values
 
 
 def _as_map_tuple(maps: str | Sequence[str] | None, arg: str) -> tuple[str, ...]:
@@ -804,8 +964,10 @@ class TransformedTask:
 
     ``f`` applies ``x_maps`` in order, ``g`` applies ``y_maps``. ``pointwise_mi`` inverts the
     maps and evaluates the base's: the Jacobians of ``f`` and ``g`` cancel between
-    ``p(x, y)`` and ``p(x) p(y)``. A transformed base is flattened into one layer, so equal
-    compositions give equal tasks and names (``{base}+x={map}...+y={map}...``); a
+    ``p(x, y)`` and ``p(x) p(y)``. The ``swissroll`` map embeds one coordinate in two (so
+    ``x_dim`` may exceed the base's); there the densities are taken on the embedded curve,
+    and the PMI is the base's as well. A transformed base is flattened into one layer, so
+    equal compositions give equal tasks and names (``{base}+x={map}...+y={map}...``); a
     correlated Gaussian whose first y map is ``cube`` is named ``cubic-d{dim}-mi{mi}``.
     """
 
@@ -820,9 +982,8 @@ class TransformedTask:
             base, x_maps, y_maps = base.base, base.x_maps + x_maps, base.y_maps + y_maps
         if not isinstance(base, MITask):
             raise ValueError(f"`task` must be an MI task, got {type(base).__name__}")
-        for arg, maps, dim in (("x_map", x_maps, base.x_dim), ("y_map", y_maps, base.y_dim)):
-            if dim < 2 and any(token.startswith("spiral") for token in maps):
-                raise ValueError(f"`{arg}`: a spiral needs at least 2 dimensions, got {dim}")
+        _output_dim(x_maps, base.x_dim, "x_map")
+        _output_dim(y_maps, base.y_dim, "y_map")
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "x_maps", x_maps)
         object.__setattr__(self, "y_maps", y_maps)
@@ -844,11 +1005,11 @@ class TransformedTask:
 
     @property
     def x_dim(self) -> int:
-        return self.base.x_dim
+        return _output_dim(self.x_maps, self.base.x_dim, "x_map")
 
     @property
     def y_dim(self) -> int:
-        return self.base.y_dim
+        return _output_dim(self.y_maps, self.base.y_dim, "y_map")
 
     @property
     def lautum_information(self) -> float:
@@ -890,11 +1051,22 @@ def transformed(
 ) -> MITask:
     """``task`` with invertible maps on x and/or y; ``true_mi`` is unchanged.
 
-    Maps (one token or a sequence applied in order): ``"asinh"``, ``"cube"`` (``t^3``),
-    ``"half_cube"`` (``t |t|^(1/2)``), all per coordinate, and ``"spiral{speed}"`` (default
-    speed 1): rotate consecutive coordinate planes by ``speed * |v|^2`` radians, an invertible
-    volume-preserving map. Example: ``transformed("gaussian-d4-mi1.0", x_map="spiral0.5")``
-    is named ``gaussian-d4-mi1.0+x=spiral0.5``. Without maps, ``task`` itself is returned.
+    Maps (one token or a sequence applied in order):
+
+    * per coordinate: ``"asinh"``, ``"cube"`` (``t^3``), ``"half_cube"`` (``t |t|^(1/2)``),
+      ``"normal_cdf"`` (``Phi(t)``, the standard normal CDF; its inverse loses precision in
+      float32 beyond ``|t| ~ 5``), ``"scale{a},{b},..."`` (``t_k -> a_k t_k``, nonzero) and
+      ``"shift{a},{b},..."`` (``t_k -> t_k + a_k``), one value per coordinate;
+    * ``"spiral{speed}"`` (default speed 1): rotate the planes ``(v_0, v_1), (v_2, v_3), ...``
+      by ``speed * |v|^2`` radians, volume preserving; ``"spiral{speed}-plane{i}-{j}"``
+      rotates the plane ``(v_i, v_j)`` only (bmi's spiral);
+    * ``"waves{amplitude}-{frequency}"``: ``v_0 -> v_0 + amplitude sin(frequency v_1)``, a
+      shear (bmi's Waves);
+    * ``"swissroll"``: embeds one coordinate ``u`` in two, ``t = 1.5 pi (1 + 2 u)``,
+      ``(t cos t, t sin t) / 21``, one-to-one for ``u`` in ``[0, 1]`` (bmi's Swiss roll).
+
+    Example: ``transformed("gaussian-d4-mi1.0", x_map="spiral0.5")`` is named
+    ``gaussian-d4-mi1.0+x=spiral0.5``. Without maps, ``task`` itself is returned.
     """
     if isinstance(task, str | Mapping):
         task = make_task(task)
@@ -916,6 +1088,7 @@ TASKS: Mapping[str, Callable[..., MITask]] = MappingProxyType(
         "mvn_dense": dense_normal,
         "mvn_equicorr": equicorrelated_normal,
         "student_t": student_t,
+        "additive_uniform": additive_uniform,
         "transformed": transformed,
     }
 )
@@ -940,6 +1113,10 @@ _NAME_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], MITask]],
         lambda m: equicorrelated_normal(int(m[1]), int(m[2]), float(m[3])),
     ),
     (
+        re.compile(rf"additive_uniform-eps({_FLOAT})"),
+        lambda m: additive_uniform(float(m[1])),
+    ),
+    (
         re.compile(rf"student_t-df({_FLOAT})-(.+)"),
         lambda m: student_t(_task_from_base_name(m[2]), float(m[1])),
     ),
@@ -951,6 +1128,11 @@ def _task_from_base_name(name: str) -> MITask:
         match = pattern.fullmatch(name)
         if match:
             return build(match)
+    if name.startswith("gmm_"):
+        # The mixture families build on this module, so they are imported on first use.
+        from factorcl_jax.data import fine
+
+        return fine.mixture_from_name(name)
     if re.fullmatch(r"mvn-dx\d+-dy\d+-cov[0-9a-f]+", name):
         raise ValueError(
             f"task {name!r} was built from an explicit covariance; its name holds "
@@ -962,7 +1144,8 @@ def _task_from_base_name(name: str) -> MITask:
         f"mvn_sparse-dx{{x}}-dy{{y}}-pairs{{k}}-mi{{mi}}, "
         f"mvn_dense-dx{{x}}-dy{{y}}-within{{a}}-mi{{mi}}, "
         f"mvn_equicorr-dx{{x}}-dy{{y}}-corr{{a}}, "
-        f"student_t-df{{df}}-{{gaussian name}}, optionally followed by "
+        f"student_t-df{{df}}-{{gaussian name}}, additive_uniform-eps{{eps}}, gmm_..., "
+        f"optionally followed by "
         f"+x={{map}} / +y={{map}}"
     )
 
