@@ -229,10 +229,8 @@ def _radial_entropy(df, dim):
 
 
 @pytest.mark.parametrize("df", [1.0, 3.0, 10.0])
-def test_student_t_entropy_and_correction_by_numerical_integration(df):
+def test_student_t_correction_by_numerical_integration(df):
     entropies = {dim: _radial_entropy(df, dim) for dim in (1, 2, 3, 5)}
-    for dim, entropy in entropies.items():
-        assert mi_tasks.student_t_entropy(df, dim) == pytest.approx(entropy, abs=1e-7)
     # With identity scale the Gaussian MI is 0: I = c = h(X) + h(Y) - h(X, Y).
     for x_dim, y_dim in [(1, 1), (1, 2), (2, 3)]:
         expected = entropies[x_dim] + entropies[y_dim] - entropies[x_dim + y_dim]

@@ -538,3 +538,6 @@ def mixture_from_name(name: str) -> GaussianMixtureTask:
         f"gmm_galaxy-distance{{d}}, gmm_concentric-dx{{d}}-k{{k}} or "
         f"gmm_inliers-dx{{d}}-dy{{e}}-pairs{{k}}-strength{{s}}-fraction{{f}}"
     )
+
+
+mi_tasks.register_family("gmm_", mixture_from_name)

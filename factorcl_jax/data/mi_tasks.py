@@ -70,11 +70,11 @@ __all__ = [
     "mi_from_rho",
     "multivariate_normal",
     "nce_club_optimal_value",
+    "register_family",
     "rho_from_mi",
     "sparse_normal",
     "staircase",
     "student_t",
-    "student_t_entropy",
     "student_t_mi_correction",
     "transformed",
 ]
@@ -602,30 +602,15 @@ def _student_t_log_normaliser(df: float, dim: int) -> float:
     return math.lgamma((df + dim) / 2) - math.lgamma(df / 2) - dim / 2 * math.log(df * math.pi)
 
 
-def student_t_entropy(df: float, dim: int, log_det_scale: float = 0.0) -> float:
-    """Differential entropy (nats) of a ``dim``-variate Student-t with scale matrix ``S``.
-
-    ::
-
-        h = 1/2 log det S + log[(df pi)^(p/2) Gamma(df/2) / Gamma((df + p)/2)]
-            + (df + p)/2 [psi((df + p)/2) - psi(df/2)]
-    """
-    df, dim = _check_float(df, "df", positive=True), _check_int(dim, "dim")
-    return (
-        0.5 * log_det_scale
-        - _student_t_log_normaliser(df, dim)
-        + (df + dim) / 2 * (_digamma((df + dim) / 2) - _digamma(df / 2))
-    )
-
-
 def student_t_mi_correction(df: float, x_dim: int, y_dim: int) -> float:
     """MI that a shared Student-t scale adds to a Gaussian pair: ``I_t = I_gauss + c``.
 
-    For ``(x, y) = (g_x, g_y) / sqrt(w / df)``, ``(g_x, g_y) ~ N(0, S)``, ``w ~ chi^2_df``,
-    the pair is multivariate t with scale ``S`` and ``df`` degrees of freedom, and so are its
-    marginals (same ``df``, scales ``S_xx``, ``S_yy``). ``I = h(X) + h(Y) - h(X, Y)`` with
-    :func:`student_t_entropy`: the log-det terms give ``I_gauss``, the ``(df pi)^(p/2)``
-    factors cancel, and with ``p = x_dim + y_dim``::
+    For ``(x, y) = (g_x, g_y) / sqrt(w / df)``, ``(g_x, g_y) ~ N(0, S)``, ``w ~ chi^2_df``, the pair
+    is multivariate t with scale ``S`` and ``df`` degrees of freedom, and so are its marginals (same
+    ``df``, scales ``S_xx``, ``S_yy``). ``I = h(X) + h(Y) - h(X, Y)`` with the entropies ``h = 1/2
+    log det S + log[(df pi)^(p/2) Gamma(df/2) / Gamma((df + p)/2)] + (df + p)/2 [psi((df + p)/2) -
+    psi(df/2)]``: the log-det terms give ``I_gauss``, the ``(df pi)^(p/2)`` factors cancel, and with
+    ``p = x_dim + y_dim``::
 
         c = log G(df/2) + log G((df+p)/2) - log G((df+x_dim)/2) - log G((df+y_dim)/2)
             + (df+x_dim)/2 psi((df+x_dim)/2) + (df+y_dim)/2 psi((df+y_dim)/2)
@@ -1123,16 +1108,31 @@ _NAME_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], MITask]],
 )
 
 
+_FAMILIES_ABOVE: dict[str, Callable[[str], MITask]] = {}
+"""Task families defined in modules that build on this one, by name prefix
+(:func:`register_family`)."""
+
+
+def register_family(prefix: str, parse: Callable[[str], MITask]) -> None:
+    """Lets :func:`make_task` rebuild tasks whose names start with ``prefix`` (a family of a
+    module built on this one, e.g. the Gaussian mixtures ``gmm_...`` of
+    :mod:`factorcl_jax.data.fine`, which registers itself when imported)."""
+    _FAMILIES_ABOVE[prefix] = parse
+
+
 def _task_from_base_name(name: str) -> MITask:
     for pattern, build in _NAME_PATTERNS:
         match = pattern.fullmatch(name)
         if match:
             return build(match)
+    for prefix, parse in _FAMILIES_ABOVE.items():
+        if name.startswith(prefix):
+            return parse(name)
     if name.startswith("gmm_"):
-        # The mixture families build on this module, so they are imported on first use.
-        from factorcl_jax.data import fine
-
-        return fine.mixture_from_name(name)
+        raise ValueError(
+            f"task {name!r} is a Gaussian mixture of factorcl_jax.data.fine: import that "
+            "module to build it from its name"
+        )
     if re.fullmatch(r"mvn-dx\d+-dy\d+-cov[0-9a-f]+", name):
         raise ValueError(
             f"task {name!r} was built from an explicit covariance; its name holds "
