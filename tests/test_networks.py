@@ -212,3 +212,145 @@ def test_what_is_not_a_network_is_refused_by_name():
     linen = critics.ConcatCritic(hidden=(4,))
     assert networks.as_critic(networks.as_critic(linen)) == networks.as_critic(linen)
     assert isinstance(networks.as_critic(linen), networks.Critic)
+
+
+# ------------------------------------------------------------------ a FactorCL step with NNX
+
+
+class NnxMLPEncoder(nnx.Module):
+    """``d -> hidden -> out`` with ReLU, like the library's one-layer ``MLPEncoder``."""
+
+    def __init__(self, d, hidden, out, rngs):
+        self.dense_0 = nnx.Linear(d, hidden, rngs=rngs)
+        self.dense_1 = nnx.Linear(hidden, out, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dense_1(jax.nn.relu(self.dense_0(x)))
+
+
+class NnxConcatCritic(nnx.Module):
+    """``MLP([x; y])`` with two hidden layers as towers and a pair head, like ConcatCritic."""
+
+    def __init__(self, dx, dy, hidden, rngs):
+        self.x_projection = nnx.Linear(dx, hidden, use_bias=False, rngs=rngs)
+        self.y_projection = nnx.Linear(dy, hidden, rngs=rngs)
+        self.dense_0 = nnx.Linear(hidden, hidden, rngs=rngs)
+        self.dense_1 = nnx.Linear(hidden, 1, rngs=rngs)
+
+    def embed_x(self, x):
+        return self.x_projection(x)
+
+    def embed_y(self, y):
+        return self.y_projection(y)
+
+    def pair(self, u, v):
+        h = jax.nn.relu(u[:, None, :] + v[None, :, :])
+        return self.dense_1(jax.nn.relu(self.dense_0(h)))[..., 0]
+
+
+def nnx_state_of(module, assignments):
+    """The ``nnx.Param`` state of ``module`` after ``layer.attribute[...] = value``."""
+    for (layer, attribute), value in assignments.items():
+        getattr(getattr(module, layer), attribute)[...] = value
+    return nnx.split(module, nnx.Param, ...)[1]
+
+
+def nnx_encoder_params(linen):
+    p = linen["params"]["MLP_0"]
+    module = NnxMLPEncoder(*p["dense_0"]["kernel"].shape, p["dense_1"]["kernel"].shape[1],
+                           nnx.Rngs(0))  # fmt: skip
+    return nnx_state_of(
+        module,
+        {(f"dense_{i}", k): p[f"dense_{i}"][k] for i in (0, 1) for k in ("kernel", "bias")},
+    )
+
+
+def nnx_critic_params(linen):
+    p = linen["params"]
+    dx, hidden = p["x_projection"]["kernel"].shape
+    module = NnxConcatCritic(dx, p["y_projection"]["kernel"].shape[0], hidden, nnx.Rngs(0))
+    head = p["head"]
+    assignments = {
+        ("x_projection", "kernel"): p["x_projection"]["kernel"],
+        ("y_projection", "kernel"): p["y_projection"]["kernel"],
+        ("y_projection", "bias"): p["y_projection"]["bias"],
+    }
+    for i in (0, 1):
+        for k in ("kernel", "bias"):
+            assignments[(f"dense_{i}", k)] = head[f"dense_{i}"][k]
+    return nnx_state_of(module, assignments)
+
+
+def test_a_factorcl_ssl_step_with_nnx_encoders_and_critics_equals_the_linen_step():
+    """The same weights in NNX modules give the same jitted FactorCL-SSL step: every term,
+    the loss, and every updated parameter (encoders, heads, critics, CLUB critics)."""
+    import dataclasses
+
+    from helpers import tiny_trainer
+
+    from factorcl_jax.models import MultimodalModel
+
+    rng = np.random.default_rng(0)
+    batch = {
+        "x1": rng.normal(size=(16, 6)).astype(np.float32),
+        "x2": rng.normal(size=(16, 5)).astype(np.float32),
+        "y": rng.integers(0, 2, 16).astype(np.int32),
+    }
+    linen = tiny_trainer("FactorCL-SSL")
+    model = linen.model
+    encoders = (
+        networks.NnxEncoder(NnxMLPEncoder(6, 32, 8, nnx.Rngs(1))),
+        networks.NnxEncoder(NnxMLPEncoder(5, 32, 8, nnx.Rngs(2))),
+    )
+    nnx_model = MultimodalModel(
+        encoders,
+        model.representations,
+        head_hidden=model.head_hidden,
+        embed_dim=model.embed_dim,
+        normalize_heads=model.normalize_heads,
+    )
+    nnx_trainer = dataclasses.replace(
+        linen, model=nnx_model, critic=networks.NnxCritic(NnxConcatCritic(8, 8, 32, nnx.Rngs(3)))
+    )
+    state = linen.init(jax.random.key(0), batch)
+    params = {
+        "model": {
+            "encoders": [nnx_encoder_params(p) for p in state.params["model"]["encoders"]],
+            "heads": state.params["model"]["heads"],
+        },
+        "critics": {k: nnx_critic_params(p) for k, p in state.params["critics"].items()},
+    }
+    club = {k: nnx_critic_params(p) for k, p in state.club_params.items()}
+    nnx_state = state.replace(
+        params=params,
+        club_params=club,
+        opt_state=nnx_trainer.optimizer.init(params),
+        club_opt_state=nnx_trainer.club_optimizer.init(club),
+    )
+    nnx_state = jax.tree.map(jnp.copy, nnx_state)  # the steps donate their states
+    after, measured = linen.jit_step(state, batch)
+    nnx_after, nnx_measured = nnx_trainer.jit_step(nnx_state, batch)
+    for key, value in measured.items():
+        np.testing.assert_allclose(nnx_measured[key], value, rtol=2e-4, atol=2e-5, err_msg=key)
+    np.testing.assert_allclose(
+        nnx_after.params["model"]["heads"]["S1"]["params"]["dense_0"]["kernel"],
+        after.params["model"]["heads"]["S1"]["params"]["dense_0"]["kernel"],
+        rtol=2e-4,
+        atol=2e-6,
+    )
+    expected_encoder = nnx_encoder_params(after.params["model"]["encoders"][0])
+    np.testing.assert_allclose(
+        nnx_after.params["model"]["encoders"][0]["dense_0"]["kernel"][...],
+        expected_encoder["dense_0"]["kernel"][...],
+        rtol=2e-4,
+        atol=2e-6,
+    )
+    for name, p in after.club_params.items():
+        expected_critic = nnx_critic_params(p)
+        np.testing.assert_allclose(
+            nnx_after.club_params[name]["dense_0"]["kernel"][...],
+            expected_critic["dense_0"]["kernel"][...],
+            rtol=2e-4,
+            atol=2e-6,
+        )
+    assert float(measured["grad_norm"]) > 0
