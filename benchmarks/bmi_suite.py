@@ -13,7 +13,6 @@ Usage: python benchmarks/bmi_suite.py [--out DIR] [--quick] [--reference PATH]
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import pathlib
@@ -23,6 +22,9 @@ import time
 import jax
 
 from factorcl_jax.data import bmi_suite
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLUMNS = [
@@ -38,18 +40,6 @@ COLUMNS = [
     "first_sample_s",
     "sample_s",
 ]
-
-
-def _format_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(value) -> str:
-        return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
-
-    cells = [[cell(row[column]) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(r[k]) for r in cells)) for k, column in enumerate(columns)]
-    lines = [columns, ["-" * w for w in widths], *cells]
-    return "\n".join(
-        "  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines
-    )
 
 
 def _seconds(run) -> float:
@@ -94,14 +84,12 @@ def main() -> None:
         help="bmi's truths, as written by benchmarks/bmi_reference.py --fixture",
     )
     args = parser.parse_args()
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = pathlib.Path(args.out or f"runs/bench-bmi-suite-{stamp}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_run_dir(args.out, "bench-bmi-suite")
     reference = json.loads(pathlib.Path(args.reference).read_text())
     by_id = {row["task_id"]: row for row in reference["tasks"]}
     seeds = 2 if args.quick else len(bmi_suite.BMI_V2_SEEDS)
     rows = [task_row(task, by_id[task.task_id], seeds) for task in bmi_suite.bmi_v2_suite()]
-    print(_format_table(rows, COLUMNS))
+    print(format_table(rows, COLUMNS))
     result = {
         "reference": {k: v for k, v in reference.items() if k != "tasks"},
         "num_samples": bmi_suite.BMI_V2_NUM_SAMPLES,
@@ -109,7 +97,7 @@ def main() -> None:
         "backend": jax.default_backend(),
         "rows": rows,
     }
-    (out / "results.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    write_json(out / "results.json", result)
     print(f"wrote {out / 'results.json'}")
 
 

@@ -1,13 +1,21 @@
-"""MI estimators on tasks with known MI: held-out accuracy table and the Gaussian staircase.
+"""MI estimators on bmi's v2 benchmark suite, beside bmi's own, and the Gaussian staircase.
 
-* **Accuracy** (``--tasks``): every estimator through ``factorcl_jax.estimate.estimate_mi``
-  (its default critic, batch and budget; train on half, early-stop and estimate on the other
-  half) on tasks of Czyż et al. 2023, "Beyond Normal: On the Evaluation of Mutual
-  Information Estimators" (NeurIPS; the ``bmi`` package), ``--fixed-samples`` pairs each,
-  ``--seeds`` seeds: mean estimate, bias, std over seeds, in-sample value, seconds per call.
-  With ``--bmi-python PY`` (an interpreter where ``pip install benchmark-mi`` works) bmi's
-  own InfoNCE and NWJ estimators with their defaults run on the *same* samples beside ours.
-  Writes ``estimates_vs_truth.png``.
+* **Accuracy** (``--tasks``, default all 26 tasks of bmi's v2 suite: Czyż et al. 2023, "Beyond
+  Normal: On the Evaluation of Mutual Information Estimators", NeurIPS; package
+  ``benchmark-mi``; ``factorcl_jax.data.bmi_suite`` has its tasks, ids and rescaling): 5000
+  pairs per seed (``--seeds`` 10, bmi's), every neural estimator through
+  ``factorcl_jax.estimate.estimate_mi_seeds`` (its default critic, batch and budget; train on
+  half, early-stop and estimate on the other half; all seeds of a task and estimator in one
+  compiled program) and the classical KSG (k = 10) and CCA (``factorcl_jax.estimate.classical``,
+  on all pairs). The table gives mean +- std over seeds beside the truth. With ``--bmi-python
+  PY`` (an interpreter with ``benchmark-mi``; see the README) bmi's own InfoNCE, NWJ, MINE,
+  DV, KSG-10 and CCA run on the *same* samples (its neural ones on the first
+  ``--bmi-neural-seeds``), and every estimator of ours is compared with bmi's of the same
+  name: on how many tasks ours is at least as close to the truth. Writes ``errors.png`` (a
+  heat map of mean estimate - truth, tasks x estimators, like bmi's figure) and, for the fine
+  distributions, ``pmi-TASK.png``: the histogram of the InfoNCE critic's per-pair estimates
+  of the pointwise MI on held-out pairs beside the true PMI of the same pairs, with their
+  1-Wasserstein distance in the table.
 * **Staircase** (``--dims``): the FactorCL paper's Experiment 1 (true MI 2, 4, 6, 8, 10
   nats; fresh batches; one critic through all levels). Estimators that share a training
   rule share one compiled program (``staircase.staircase_program``); per level the bias,
@@ -33,8 +41,9 @@ import jax
 import numpy as np
 
 from factorcl_jax import estimate
-from factorcl_jax.data import mi_tasks
-from factorcl_jax.estimate import staircase
+from factorcl_jax.data import bmi_suite, mi_tasks
+from factorcl_jax.estimate import classical, staircase
+from factorcl_jax.estimate.seeds import over_seeds
 from factorcl_jax.io import plotting
 from factorcl_jax.io.atomic import write_json
 from factorcl_jax.io.tables import format_table
@@ -42,58 +51,38 @@ from factorcl_jax.runs.rundir import make_run_dir
 
 from common import compiled_cost, timed
 
-RHO_BIVARIATE = 0.75
-RHO_TWO_PAIR = 0.8  # bmi's 2-pair tasks: latent strength 2, unit noise -> correlation 4 / 5
-TWO_PAIR_5 = mi_tasks.sparse_normal(5, 5, mi_tasks.mi_from_rho(RHO_TWO_PAIR, 2)).name
-
-BMI_TASKS: dict[str, str] = {
-    mi_tasks.correlated_gaussian(1, mi_tasks.mi_from_rho(RHO_BIVARIATE, 1)).name: (
-        "Bivariate normal 1 x 1"
-    ),
-    TWO_PAIR_5: "Multinormal 5 x 5 (2-pair)",
-    mi_tasks.sparse_normal(25, 25, mi_tasks.mi_from_rho(RHO_TWO_PAIR, 2)).name: (
-        "Multinormal 25 x 25 (2-pair)"
-    ),
-    "mvn_equicorr-dx5-dy5-corr0.5": "Multinormal 5 x 5 (dense)",
-    "mvn_equicorr-dx25-dy25-corr0.5": "Multinormal 25 x 25 (dense)",
-    "student_t-df2.0-gaussian-d5-mi0.0": "Student-t 5 x 5 (dof=2)",
-    "student_t-df3.0-gaussian-d5-mi0.0": "Student-t 5 x 5 (dof=3)",
-    mi_tasks.transformed(
-        mi_tasks.sparse_normal(5, 5, mi_tasks.mi_from_rho(RHO_TWO_PAIR, 2)),
-        "half_cube",
-        "half_cube",
-    ).name: "Half-cube @ Multinormal 5 x 5 (2-pair)",
-    "student_t-df2.0-gaussian-d5-mi0.0+x=asinh+y=asinh": "Asinh @ Student-t 5 x 5 (dof=2)",
+NEURAL = ("infonce", "nwj", "mine", "dv", "smile", "js", "nce_club", "club")
+CLASSICAL = ("ksg", "cca")
+BMI_NAMES = {
+    "infonce": "InfoNCEEstimator",
+    "nwj": "NWJEstimator",
+    "mine": "MINEEstimator",
+    "dv": "DonskerVaradhanEstimator",
+    "ksg": "KSGEnsembleFirstEstimator",
+    "cca": "CCAMutualInformationEstimator",
 }
-"""Our task name -> the same distribution's name in bmi's benchmark (Czyż et al. 2023).
-
-bmi's 2-pair normal has variance 5 per coordinate where ours has 1; every estimator here
-standardises its inputs and half-cube is homogeneous, so the samples are equal in law after
-scaling. Their Student-t tasks have identity dispersion: our ``student_t`` of a Gaussian with
-zero MI."""
-
-OWN_TASKS = ("gaussian-d5-mi1.0+x=spiral0.5+y=spiral0.5",)
-"""Tasks without a bmi counterpart (our spiral rotates every coordinate plane)."""
+"""Our estimators with a namesake in bmi's v2 benchmark, and bmi's class for it."""
+QUICK_TASKS = ("1v1-AI", "multinormal-sparse-5-5-2-2.0", "asinh-student-identity-2-2-1")
 
 GRIDS: dict[str, dict[str, Any]] = {
-    # About a minute on 2 CPU cores.
+    # About two minutes on 2 CPU cores.
     "quick": {
-        "tasks": [TWO_PAIR_5, "student_t-df3.0-gaussian-d5-mi0.0"],
-        "estimators": ["infonce", "nce_club"],
-        "seeds": 1,
-        "fixed_samples": 2000,
-        "dims": [20],
+        "tasks": list(QUICK_TASKS),
+        "estimators": ["infonce", "nwj", "ksg", "cca"],
+        "seeds": 2,
+        "fixed_samples": 5000,
+        "dims": [],
         "levels": [2.0, 4.0],
         "steps": 300,
         "hidden": [128],
         "staircase_estimators": ["infonce", "nce_club", "club"],
         "critics": ["concat"],
     },
-    # Every estimator of the issue's table on every task, 3 seeds, and the d = 20 staircase.
+    # bmi's v2 suite as bmi runs it (26 tasks, 10 seeds, 5000 pairs), every estimator.
     "default": {
-        "tasks": [*BMI_TASKS, *OWN_TASKS],
-        "estimators": ["infonce", "nwj", "smile", "nce_club", "club"],
-        "seeds": 3,
+        "tasks": list(bmi_suite.BMI_V2_TASKS),
+        "estimators": [*NEURAL, *CLASSICAL],
+        "seeds": 10,
         "fixed_samples": 5000,
         "dims": [20],
         "levels": [2.0, 4.0, 6.0, 8.0, 10.0],
@@ -102,11 +91,11 @@ GRIDS: dict[str, dict[str, Any]] = {
         "staircase_estimators": ["infonce", "nce_club", "club"],
         "critics": ["concat"],
     },
-    # The staircase figure's whole grid: every dimension, estimator and critic; hours on CPU.
+    # And the staircase figure's whole grid: every dimension, estimator and critic; hours.
     "full": {
-        "tasks": [*BMI_TASKS, *OWN_TASKS],
-        "estimators": list(estimate.ESTIMATORS),
-        "seeds": 5,
+        "tasks": list(bmi_suite.BMI_V2_TASKS),
+        "estimators": [*NEURAL, *CLASSICAL],
+        "seeds": 10,
         "fixed_samples": 5000,
         "dims": [20, 50, 100, 200],
         "levels": [2.0, 4.0, 6.0, 8.0, 10.0],
@@ -126,12 +115,13 @@ ACCURACY_COLUMNS = [
     "estimator",
     "true_mi",
     "estimate",
-    "bias",
     "std",
-    "stderr",
-    "in_sample",
-    "best_step",
+    "bmi_estimate",
+    "bmi_std",
+    "closer",
+    "pmi_w1",
     "seconds",
+    "bmi_seconds",
     "diverged",
 ]
 STAIRCASE_COLUMNS = [
@@ -151,13 +141,20 @@ BMI_SCRIPT = """
 import json, sys, time
 import numpy as np
 import bmi
+spec = json.loads(sys.argv[1])
 out = {}
-for path in sys.argv[1:]:
+for path, names in spec.items():
     data = np.load(path)
-    for name, cls in (("bmi_infonce", bmi.estimators.InfoNCEEstimator),
-                      ("bmi_nwj", bmi.estimators.NWJEstimator)):
+    for name in names:
+        cls = getattr(bmi.estimators, name)
+        if name == "KSGEnsembleFirstEstimator":
+            estimator = cls(neighborhoods=(10,))
+        elif name == "CCAMutualInformationEstimator":
+            estimator = cls()
+        else:
+            estimator = cls(verbose=False)
         start = time.perf_counter()
-        value = cls(verbose=False).estimate(data["x"], data["y"])
+        value = estimator.estimate(data["x"], data["y"])
         out.setdefault(path, {})[name] = [float(value), time.perf_counter() - start]
 print(json.dumps(out))
 """
@@ -174,11 +171,19 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--quick", action="store_true", help="smoke grid, ~1 min on 2 cores")
     grid.add_argument("--full", action="store_true", help="every dimension and critic (hours)")
     names = ", ".join(estimate.ESTIMATORS)
-    add("--tasks", nargs="*", help="accuracy tasks by name (none: skip the table)")
-    add("--estimators", nargs="+", choices=list(estimate.ESTIMATORS), metavar="NAME", help=names)
-    add("--seeds", type=int, help="seeds per accuracy cell (sample and estimator)")
-    add("--fixed-samples", type=int, help="pairs per accuracy task (default 5000)")
+    add("--tasks", nargs="*", help="bmi v2 task ids (default all 26; none: skip the table)")
+    add(
+        "--estimators",
+        nargs="+",
+        choices=[*estimate.ESTIMATORS, *CLASSICAL],
+        metavar="NAME",
+        help=f"{names}, ksg, cca",
+    )
+    add("--seeds", type=int, help="seeds per task (bmi: 10)")
+    add("--fixed-samples", type=int, help="pairs per task and seed (bmi: 5000)")
+    add("--ranks", action="store_true", help="estimate_mi(..., ranks=True): normal scores")
     add("--bmi-python", help="a Python with benchmark-mi installed: run bmi beside ours")
+    add("--bmi-neural-seeds", type=int, help="seeds bmi's neural estimators run (default all)")
     add("--dims", type=int, nargs="*", help="staircase dimensions (none: skip the staircase)")
     add("--variants", nargs="+", default=["gaussian"], choices=["gaussian", "cubic"])
     add("--levels", type=float, nargs="+", help="staircase MI levels in nats (2 4 6 8 10)")
@@ -206,21 +211,23 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 # ------------------------------------------------------------------------------- accuracy
 
 
-def _samples(task: mi_tasks.MITask, seed: int, num_samples: int) -> tuple[np.ndarray, ...]:
-    x, y = task.sample(jax.random.key(seed), num_samples)
-    return np.asarray(x), np.asarray(y)
+def _samples(task: bmi_suite.BMITask, seed: int, num_samples: int) -> tuple[np.ndarray, ...]:
+    """``(x, y, pmi)`` of seed ``seed``: bmi's rescaled pairs and their exact PMI."""
+    x, y, pmi = task.sample_with_pointwise_mi(jax.random.key(seed), num_samples)
+    return np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(pmi, np.float64)
 
 
-def _run_bmi(python: str, samples: dict[tuple[str, int], tuple[np.ndarray, ...]]) -> dict:
-    """bmi's InfoNCE and NWJ (their defaults) on our samples: ``{(task, seed): {name: [value,
-    seconds]}}``."""
+def _run_bmi(python: str, jobs: dict[tuple[str, int], tuple[tuple, list[str]]]) -> dict:
+    """bmi's estimators (their defaults) on our samples: ``{(task, seed): {bmi class name:
+    [value, seconds]}}``; ``jobs[(task, seed)] = ((x, y), bmi class names)``."""
     with tempfile.TemporaryDirectory() as folder:
-        paths = {}
-        for index, (cell, (x, y)) in enumerate(samples.items()):
+        spec, paths = {}, {}
+        for index, (cell, ((x, y), names)) in enumerate(jobs.items()):
             paths[cell] = str(pathlib.Path(folder) / f"{index}.npz")
             np.savez(paths[cell], x=x, y=y)
+            spec[paths[cell]] = names
         completed = subprocess.run(
-            [python, "-c", BMI_SCRIPT, *paths.values()], capture_output=True, text=True
+            [python, "-c", BMI_SCRIPT, json.dumps(spec)], capture_output=True, text=True
         )
         if completed.returncode != 0:
             print(f"bmi failed, skipped:\n{completed.stderr[-2000:]}", file=sys.stderr)
@@ -229,61 +236,131 @@ def _run_bmi(python: str, samples: dict[tuple[str, int], tuple[np.ndarray, ...]]
     return {cell: by_path[path] for cell, path in paths.items()}
 
 
-def run_accuracy(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One row per (task, estimator): mean held-out estimate over seeds, and bmi's."""
-    tasks = [mi_tasks.make_task(name) for name in args.tasks]
+def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
+    """The 1-Wasserstein distance of two equal-size 1-D samples: mean |sorted a - sorted b|."""
+    return float(np.mean(np.abs(np.sort(a) - np.sort(b))))
+
+
+def _ours(name, task, samples, seeds, args) -> tuple[list, list, dict | None]:
+    """Our ``name`` on every seed of ``task``: ``(estimates or None, seconds per seed,
+    pointwise profile)``; neural estimators run all seeds as one program."""
+    if name in CLASSICAL:
+        run = classical.estimate_ksg if name == "ksg" else classical.estimate_cca
+        results = [run(*samples[seed][:2]) for seed in seeds]
+        return [r.estimate for r in results], [r.seconds for r in results], None
+    fine = task.true_mi_stderr > 0 and name == "infonce"
+    results = estimate.estimate_mi_seeds(
+        [samples[seed][0] for seed in seeds],
+        [samples[seed][1] for seed in seeds],
+        seeds=list(seeds),
+        bound=name,
+        ranks=args.ranks,
+        pointwise=fine,
+        errors="return",
+    )
+    values, profile = [], None
+    for seed, result in zip(seeds, results, strict=True):
+        if isinstance(result, estimate.DivergedEstimateError):
+            print(f"{task.task_id}, {name}, seed {seed}: {result}", file=sys.stderr)
+            values.append(None)
+            continue
+        values.append(result.estimate)
+        if fine and profile is None:
+            true = samples[seed][2][result.pointwise_rows]
+            profile = {"estimated": result.pointwise, "true": true}
+    seconds = results[0].seconds / len(seeds) if hasattr(results[0], "seconds") else math.nan
+    return values, [seconds] * len(seeds), profile
+
+
+def run_accuracy(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, list, dict]:
+    """One row per (task, estimator): mean held-out estimate over seeds beside bmi's."""
+    tasks = [bmi_suite.bmi_v2_task(task_id) for task_id in args.tasks]
+    seeds = list(range(args.seeds))
     samples = {
-        (task.name, seed): _samples(task, seed, args.fixed_samples)
+        task.task_id: {seed: _samples(task, seed, args.fixed_samples) for seed in seeds}
         for task in tasks
-        for seed in range(args.seeds)
     }
-    bmi_results = _run_bmi(args.bmi_python, samples) if args.bmi_python else {}
-    rows = []
+    bmi_results = {}
+    if args.bmi_python:
+        neural_seeds = args.bmi_neural_seeds or args.seeds
+        jobs = {}
+        for task in tasks:
+            for seed in seeds:
+                names = [
+                    BMI_NAMES[name]
+                    for name in args.estimators
+                    if name in BMI_NAMES and (name in CLASSICAL or seed < neural_seeds)
+                ]
+                jobs[(task.task_id, seed)] = (samples[task.task_id][seed][:2], names)
+        start = time.perf_counter()
+        bmi_results = _run_bmi(args.bmi_python, jobs)
+        print(f"bmi's estimators: {time.perf_counter() - start:.0f} s", flush=True)
+    rows, profiles = [], {}
     for task in tasks:
-        for name in [*args.estimators, *(["bmi_infonce", "bmi_nwj"] if bmi_results else [])]:
-            values, seconds, stderr, in_sample, best = [], [], [], [], []
-            diverged = 0
-            for seed in range(args.seeds):
-                if name.startswith("bmi_"):
-                    value, spent = bmi_results[(task.name, seed)][name]
-                    values.append(value)
-                    seconds.append(spent)
-                    continue
-                try:
-                    result = estimate.estimate_mi(
-                        *samples[(task.name, seed)], bound=name, seed=seed
-                    )
-                except estimate.NonFiniteEstimateError as error:
-                    # Counted in the row's `diverged` column, left out of its mean.
-                    print(f"{task.name}, seed {seed}: {error}", file=sys.stderr)
-                    diverged += 1
-                    continue
-                values.append(result.estimate)
-                seconds.append(result.seconds)
-                stderr.append(result.stderr)
-                in_sample.append(result.in_sample)
-                best.append(result.best_step)
+        for name in args.estimators:
+            values, seconds, profile = _ours(name, task, samples[task.task_id], seeds, args)
+            finite = [v for v in values if v is not None]
+            bmi_cells = [
+                bmi_results.get((task.task_id, seed), {}).get(BMI_NAMES.get(name, ""))
+                for seed in seeds
+            ]
+            bmi_values = [cell[0] for cell in bmi_cells if cell is not None]
+            bmi_seconds = [cell[1] for cell in bmi_cells if cell is not None]
+            mean = float(np.mean(finite)) if finite else math.nan
+            bmi_mean = float(np.mean(bmi_values)) if bmi_values else None
             row = {
-                "task": task.name,
-                "bmi_task": BMI_TASKS.get(task.name, "-"),
+                "task": task.task_id,
                 "estimator": name,
                 "true_mi": task.true_mi,
-                "estimate": float(np.mean(values)) if values else math.nan,
-                "bias": float(np.mean(values) - task.true_mi) if values else math.nan,
-                "std": float(np.std(values)) if values else math.nan,
-                "stderr": float(np.mean(stderr)) if stderr else None,
-                "in_sample": float(np.mean(in_sample)) if in_sample else None,
-                "best_step": float(np.mean(best)) if best else None,
-                "seconds": float(np.mean(seconds)) if seconds else math.nan,
-                "first_call_seconds": seconds[0] if seconds else math.nan,
-                "diverged": diverged,
-                "values": values,
+                "true_mi_stderr": task.true_mi_stderr,
+                "estimate": mean,
+                "bias": mean - task.true_mi,
+                "std": float(np.std(finite)) if finite else math.nan,
+                "bmi_estimate": bmi_mean,
+                "bmi_std": float(np.std(bmi_values)) if bmi_values else None,
+                "bmi_seeds": len(bmi_values),
+                "closer": (
+                    None
+                    if bmi_mean is None or not finite
+                    else abs(mean - task.true_mi) <= abs(bmi_mean - task.true_mi)
+                ),
+                "pmi_w1": None,
+                "seconds": float(np.mean(seconds)),
+                "bmi_seconds": float(np.mean(bmi_seconds)) if bmi_seconds else None,
+                "diverged": len(values) - len(finite),
+                "values": finite,
+                "bmi_values": bmi_values,
                 "seeds": args.seeds,
                 "num_samples": args.fixed_samples,
             }
+            if profile is not None:
+                row["pmi_w1"] = _wasserstein(profile["estimated"], profile["true"])
+                profiles[task.task_id] = profile
             rows.append(row)
             print(format_table([row], ACCURACY_COLUMNS), flush=True)
-    return rows
+    pngs = []
+    if not args.no_plots and rows:
+        plotting.plot_error_heatmap(rows, out / "errors.png")
+        pngs.append("errors.png")
+        for task_id, profile in profiles.items():
+            path = plotting.plot_pmi_profile(
+                profile["true"], profile["estimated"], out / f"pmi-{task_id}.png", title=task_id
+            )
+            pngs.append(path.name)
+    return rows, pngs, profiles
+
+
+def closer_counts(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Per estimator with a bmi namesake: tasks where ours is at least as close to the
+    truth (mean over seeds) as bmi's, and tasks compared."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row["closer"] is None:
+            continue
+        entry = counts.setdefault(row["estimator"], {"at_least_as_close": 0, "tasks": 0})
+        entry["tasks"] += 1
+        entry["at_least_as_close"] += int(row["closer"])
+    return counts
 
 
 # ------------------------------------------------------------------------------ staircase
@@ -324,7 +401,7 @@ def run_staircases(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, l
                     learning_rate=args.learning_rate,
                 )
                 keys = jax.random.split(jax.random.key(0), args.staircase_seeds)
-                compiled, compile_seconds, _ = compiled_cost(staircase.over_seeds(program), keys)
+                compiled, compile_seconds, _ = compiled_cost(over_seeds(program), keys)
                 history, run_seconds = timed(compiled, keys)
                 history = np.asarray(history)  # [seeds, estimators, levels, steps]
                 window = min(args.window, args.steps)
@@ -378,18 +455,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out = make_run_dir(args.out, "bench-mi")
     print(f"backend {jax.default_backend()}, devices {jax.devices()}; writing to {out}\n")
     start = time.perf_counter()
-    accuracy = run_accuracy(args) if args.tasks else []
-    pngs = []
+    accuracy, pngs, _ = run_accuracy(args, out) if args.tasks else ([], [], {})
+    counts = closer_counts(accuracy)
     if accuracy:
-        columns = [*ACCURACY_COLUMNS[:3], "bmi_task", *ACCURACY_COLUMNS[3:]]
-        print(f"\nheld-out estimates (nats), {args.seeds} seeds\n{format_table(accuracy, columns)}")
-        if not args.no_plots:
-            ours = [row for row in accuracy if not row["estimator"].startswith("bmi_")]
-            plotting.plot_estimates_vs_truth(ours, out / "estimates_vs_truth.png")
-            pngs.append("estimates_vs_truth.png")
+        table = format_table(accuracy, ACCURACY_COLUMNS)
+        print(f"\nheld-out estimates (nats), {args.seeds} seeds\n{table}")
+        for name, entry in counts.items():
+            closer, tasks = entry["at_least_as_close"], entry["tasks"]
+            print(f"{name}: at least as close to the truth as bmi's on {closer} of {tasks} tasks")
+        ours = sum(row["seconds"] * row["seeds"] for row in accuracy)
+        theirs = sum((row["bmi_seconds"] or 0) * row["bmi_seeds"] for row in accuracy)
+        print(f"our estimators: {ours:.0f} s in all; bmi's on its share: {theirs:.0f} s")
     staircase, staircase_pngs, histories = run_staircases(args, out) if args.dims else ([], [], {})
     payload = {
         "accuracy": accuracy,
+        "closer_than_bmi": counts,
         "staircase": staircase,
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "pngs": [*pngs, *staircase_pngs],

@@ -11,7 +11,7 @@ hidden layer of 512, Adam 5e-3, 5 levels) runs as one compiled program with
   recomputes one row of masks at a time in a single elementwise pass);
 * ``fused, infonce+nce_club``: both estimators from one program (they share InfoNCE
   training, so one critic serves both);
-* ``fused, S seeds``: ``S`` seeds in one program (``staircase.over_seeds``: one after
+* ``fused, S seeds``: ``S`` seeds in one program (``seeds.over_seeds``: one after
   another on CPU, ``vmap``-ped on accelerators).
 
 For one training step of each critic it reports XLA's cost analysis (FLOPs, bytes accessed),
@@ -37,6 +37,7 @@ import optax
 from factorcl_jax import critics, estimate
 from factorcl_jax.data import mi_tasks
 from factorcl_jax.estimate import staircase
+from factorcl_jax.estimate.seeds import over_seeds
 from factorcl_jax.io.atomic import write_json
 from factorcl_jax.io.tables import format_table
 from factorcl_jax.networks.layers import MLP
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             learning_rate=LEARNING_RATE,
         )
         keys = jax.random.split(jax.random.key(0), seeds)
-        compiled, seconds, _ = compiled_cost(staircase.over_seeds(run), keys)
+        compiled, seconds, _ = compiled_cost(over_seeds(run), keys)
         return compiled, keys, seconds
 
     cases = {

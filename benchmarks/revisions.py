@@ -13,10 +13,12 @@ warm-up call:
                 where the tree has it, else ``jax.vmap`` (its runner's path); a tree without
                 ``over_seeds`` is also timed called directly (``staircase, no vmap``), so
                 the comparison does not hinge on that choice.
+  estimate_mi   the default ``estimate_mi(x, y)`` on 5000 pairs of a sparse 5 + 5 Gaussian:
+                the first call (compilation included, in a fresh process) and a second one.
   FactorCL-SSL  one training step at the paper's sizes (encoders 100 -> 512 x 3 -> 128,
   FactorCL-SUP  heads and critics of 512, batch 128, Adam 1e-4, both augmentations), built
-                with ``builder.build_trainer(PRESETS["paper"], ...)`` or, in trees before the
-                config consolidation, ``train.default_trainer`` with the same sizes.
+                with ``build_trainer(PRESETS["paper"], ...)`` or, in trees before the config
+                consolidation, ``train.default_trainer`` with the same sizes.
 
 Reported per workload and tree: median seconds over the rounds, ms per step, the speed-up of
 the candidate over the baseline; for the training steps XLA's own FLOP count of the compiled
@@ -50,7 +52,7 @@ from factorcl_jax.runs.rundir import make_run_dir
 
 from common import matmul_peak_gflops
 
-WORKLOADS = ("staircase", "FactorCL-SSL", "FactorCL-SUP")
+WORKLOADS = ("staircase", "estimate_mi", "FactorCL-SSL", "FactorCL-SUP")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 DRIVER = r"""
@@ -77,17 +79,24 @@ def time_calls(compiled, args, calls, carry=False):
 
 if "staircase" in spec["workloads"]:
     from factorcl_jax import critics
-    from factorcl_jax.estimate import staircase
     from factorcl_jax.data import mi_tasks
+    try:  # the package by layer
+        from factorcl_jax.estimate import staircase as mi_benchmark
+    except ImportError:  # a tree before it
+        from factorcl_jax import mi_benchmark
 
     steps = spec["steps"]
-    program = staircase.staircase_program(
+    program = mi_benchmark.staircase_program(
         mi_tasks.staircase(20), "infonce", critics.ConcatCritic(hidden=(512,)),
         steps_per_level=steps, batch_size=64, learning_rate=5e-3,
     )
     keys = jax.random.split(jax.random.key(0), 1)
-    ways = {"staircase": getattr(mi_benchmark, "over_seeds", jax.vmap)(program)}
-    if not hasattr(mi_benchmark, "over_seeds"):
+    try:
+        from factorcl_jax.estimate.seeds import over_seeds
+    except ImportError:
+        over_seeds = getattr(mi_benchmark, "over_seeds", None)
+    ways = {"staircase": (over_seeds or jax.vmap)(program)}
+    if over_seeds is None:
         ways["staircase, no vmap"] = lambda keys: program(keys[0])[None]
     for name, fn in ways.items():
         start = time.perf_counter()
@@ -101,9 +110,29 @@ if "staircase" in spec["workloads"]:
             "levels": [float(v) for v in history[:, -min(500, steps):].mean(axis=-1)],
         }
 
+if "estimate_mi" in spec["workloads"]:
+    from factorcl_jax.estimate import estimate_mi
+
+    rng = np.random.default_rng(0)  # 5000 pairs of a sparse 5 + 5 Gaussian, the same in any tree
+    x = rng.normal(size=(5000, 5))
+    y = rng.normal(size=(5000, 5))
+    y[:, :2] = 0.8 * x[:, :2] + 0.6 * y[:, :2]
+    start = time.perf_counter()
+    first = estimate_mi(x, y)
+    first_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    again = estimate_mi(x, y)
+    out["estimate_mi"] = {
+        "seconds": time.perf_counter() - start, "steps": int(again.steps_run),
+        "compile_seconds": first_seconds, "flops": None, "levels": [float(first.estimate)],
+    }
+
 variants = [w for w in spec["workloads"] if w.startswith("FactorCL")]
 if variants:
-    from factorcl_jax.models import augment
+    try:
+        from factorcl_jax.models import augment
+    except ImportError:
+        from factorcl_jax import augment
     from factorcl_jax.data.synthetic import make_synthetic
 
     data = make_synthetic(128, input_dim=100, seed=0)
@@ -111,11 +140,14 @@ if variants:
     pair = (augment.default_augmentation,) * 2
     for variant in variants:
         try:
-            from factorcl_jax.training.builder import build_trainer
             from factorcl_jax.config import PRESETS
+            try:
+                from factorcl_jax.training import build_trainer
+            except ImportError:
+                from factorcl_jax.builder import build_trainer
             trainer = build_trainer(PRESETS["paper"], variant, augmentations=pair)
         except ImportError:
-            from factorcl_jax.training import step
+            from factorcl_jax import train
             trainer = train.default_trainer(
                 variant, num_classes=2, encoder_hidden=512, encoder_layers=3, embed_dim=128,
                 critic_hidden=512, learning_rate=1e-4, augmentations=pair,

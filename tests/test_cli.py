@@ -10,43 +10,13 @@ import sys
 import time
 
 import chex
-import jax
 import numpy as np
 import pytest
+from helpers import TINY_TOML, deterministic, final_params, read_metrics
 
 from factorcl_jax import config as config_lib
 from factorcl_jax.runs import cli as cli_module
-from factorcl_jax.runs import job
 from factorcl_jax.runs.cli import main as cli_main
-
-TINY_TOML = """
-[data]
-num_samples = 400
-input_dim = 12
-[data.feature_dims]
-"12" = 3
-"1" = 2
-"2" = 2
-[data.label_dims]
-"12" = 3
-"1" = 2
-"2" = 2
-[model]
-encoder_hidden = 16
-encoder_layers = 1
-embed_dim = 8
-head_hidden = 16
-critic_hidden = 16
-normalize_heads = true
-[train]
-methods = ["FactorCL-SSL"]
-epochs = 2
-batch_size = 32
-lr_schedule = "cosine"
-[checkpoint]
-every_steps = 1
-keep_last = 2
-"""
 
 
 def cli(*args, timeout=300, check=True):
@@ -84,18 +54,6 @@ def trained_run(tmp_path_factory, tiny_config):
         "checkpoint.every_steps=0",
     )
     return out
-
-
-WALL_CLOCK_KEYS = ("steps_per_s",)
-"""Measurement keys that depend on the machine's speed (everything else is deterministic)."""
-
-
-def deterministic(records):
-    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_KEYS} for r in records]
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -332,12 +290,6 @@ def saving(out):
     return directory.exists() and any(
         p.name.endswith("orbax-checkpoint-tmp") for p in directory.iterdir()
     )
-
-
-def final_params(out, config_path):
-    config = config_lib.load_config(config_path)
-    _, (state, meta), _ = job.restore_method(out, config, "FactorCL-SSL", job.load_splits(config))
-    return jax.device_get(state), meta
 
 
 @pytest.mark.slow

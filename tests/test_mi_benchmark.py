@@ -10,6 +10,7 @@ import pytest
 from factorcl_jax import estimate
 from factorcl_jax.data import mi_tasks
 from factorcl_jax.estimate import ESTIMATORS, critic_outputs, staircase
+from factorcl_jax.estimate.seeds import over_seeds
 from factorcl_jax.io import plotting
 
 
@@ -30,7 +31,7 @@ def test_over_seeds_equals_vmap_for_one_seed_and_several():
         batch_size=8,
     )
     for side_by_side in (None, True, False):
-        seeded = jax.jit(staircase.over_seeds(program, side_by_side=side_by_side))
+        seeded = jax.jit(over_seeds(program, side_by_side=side_by_side))
         for seeds in (1, 3):
             keys = jax.random.split(jax.random.key(2), seeds)
             # Equal up to float rounding, which Adam's first normalised steps amplify.
@@ -38,7 +39,7 @@ def test_over_seeds_equals_vmap_for_one_seed_and_several():
                 seeded(keys), jax.jit(jax.vmap(program))(keys), rtol=1e-3, atol=1e-4
             )
     with pytest.raises(ValueError, match="keys"):
-        staircase.over_seeds(program)(jax.random.split(jax.random.key(0), (2, 2)))
+        over_seeds(program)(jax.random.split(jax.random.key(0), (2, 2)))
 
 
 @pytest.mark.slow

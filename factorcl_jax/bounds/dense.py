@@ -19,13 +19,16 @@ All values are in nats. Lower bounds (``infonce``, ``nwj``, ``tuba``, ``dv``, ``
 ``club_gaussian`` are upper bounds evaluated with a critic trained elsewhere (by ``infonce``
 and ``gaussian_log_likelihood`` respectively).
 
-**Extreme scores.** Every bound is finite, with finite gradients, for finite scores of any
-magnitude (log-sum-exps and softplus are shifted), except where the exact value itself is not
-a float: ``nwj``, ``tuba`` and ``js`` are linear in ``e^{s_ij}`` of the negatives, so once a
-negative score exceeds about 88 (float32's ``log`` of its largest value; 709 in float64) their
-value is ``-inf``, the exact limit (the true value is below ``-e^88 / (m - 1)``), never NaN;
-there ``nwj``'s and ``tuba``'s gradients are not finite either, while ``js`` (differentiated as
-``js_fgan``) keeps a finite gradient. At scores of ``-1e4`` they are finite like the others.
+**Extreme scores.** Every bound is finite, with finite gradients, for finite scores up to
+magnitudes whose row sums stay in the float range (log-sum-exps and softplus are shifted;
+scores of ``±1e30`` in float32 are fine, ``3e38`` on a few columns overflows their sum),
+except where the exact value itself is not a float: ``nwj``, ``tuba`` and ``js`` are linear
+in ``e^{s_ij}`` of the negatives, so once a negative score exceeds about 88 (float32's
+``log`` of its largest value; 709 in float64) their value is ``-inf``, the exact limit (the
+true value is below ``-e^88 / (m - 1)``), never NaN; there ``nwj``'s and ``tuba``'s gradients
+are not finite either, while ``js`` (differentiated as ``js_fgan``) keeps a finite gradient.
+At scores of ``-1e4`` they are finite like the others (tested for every bound and pattern in
+``tests/test_faults_bounds.py``).
 
 References:
   Oord et al. 2018, "Representation Learning with Contrastive Predictive Coding" (InfoNCE).

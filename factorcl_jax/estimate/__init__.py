@@ -25,6 +25,7 @@ from factorcl_jax.estimate.protocol import (
     MIEstimate,
     NonFiniteEstimateError,
     estimate_mi,
+    estimate_mi_seeds,
 )
 from factorcl_jax.estimate.settings import Settings, default_settings
 
@@ -43,6 +44,7 @@ __all__ = [
     "critic_step",
     "default_settings",
     "estimate_mi",
+    "estimate_mi_seeds",
     "get_estimator",
     "init_critic_state",
     "make_critic",

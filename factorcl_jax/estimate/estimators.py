@@ -14,10 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 from jax import Array
 
 from factorcl_jax import bounds, critics
+from factorcl_jax.bounds.formulas import pooled_log_mean_exp
+from factorcl_jax.bounds.statistics import dense_statistics
 from factorcl_jax.networks.adapters import as_critic, as_gaussian
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "get_estimator",
     "init_critic_state",
     "make_critic",
+    "pointwise_mi",
 ]
 
 
@@ -214,3 +218,43 @@ def init_critic_state(
     ``x, y`` (``critic`` a protocol object)."""
     params = critic.init(key, x, y)
     return CriticState(params, optimizer.init(params), estimator.init_carry())
+
+
+def pointwise_mi(name: str, outputs: Any) -> Array:
+    r"""``[n]`` per-pair estimates of the pointwise MI :math:`\log p(x_i, y_i) / (p(x_i)
+    p(y_i))` from one batch of the critic's outputs, the per-pair reading of each bound:
+
+    * ``infonce``: :math:`s_{ii} - \log \frac1m \sum_j e^{s_{ij}}` (the row's InfoNCE term;
+      the critic is optimal up to a function of ``x``, which the log-mean-exp removes);
+    * ``nce_club``: :math:`s_{ii} - \frac1m \sum_j s_{ij}`;
+    * ``nwj``, ``tuba``: :math:`s_{ii} - 1` (their optimal critic is ``1 + PMI``);
+    * ``dv``, ``mine``, ``smile``: :math:`s_{ii} - \log \frac{1}{n(m-1)} \sum_{i, j \ne i}
+      e^{s_{ij}}` (optimal up to a constant);
+    * ``js``: :math:`s_{ii}` (the JS-trained critic is the log density ratio);
+    * ``club``: :math:`\log q(y_i | x_i) - \frac1m \sum_j \log q(y_j | x_i)`.
+
+    The mean over the batch is the bound's value on it (``js``, ``nwj``: up to their ``1 +
+    ... - e^{...}`` terms).
+    """
+    entry = bounds.get_bound(name, estimator=True)
+    if entry.gaussian:
+        mean, log_variance, y = outputs
+        precision = jnp.exp(-log_variance)
+        column_mean = jnp.mean(y, axis=0, keepdims=True)
+        column_variance = jnp.mean(jnp.square(y - column_mean), axis=0, keepdims=True)
+        positive = jnp.square(y - mean)
+        all_pairs = jnp.square(column_mean - mean) + column_variance
+        return 0.5 * jnp.sum((all_pairs - positive) * precision, axis=1)
+    scores = outputs
+    m = scores.shape[1]
+    s = dense_statistics(scores, ("positive", "logsumexp", "sum", "negative_logsumexp"))
+    if name == "infonce":
+        return s["positive"] - s["logsumexp"] + jnp.log(m)
+    if name == "nce_club":
+        return s["positive"] - s["sum"] / m
+    if name in ("nwj", "tuba"):
+        return s["positive"] - 1.0
+    if name == "js":
+        return s["positive"]
+    pooled = pooled_log_mean_exp(s["negative_logsumexp"], float(scores.shape[0]) * (m - 1), None)
+    return s["positive"] - pooled

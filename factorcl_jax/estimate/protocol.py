@@ -34,14 +34,17 @@ from factorcl_jax.estimate.estimators import (
     get_estimator,
     init_critic_state,
     make_critic,
+    pointwise_mi,
 )
 from factorcl_jax.estimate.samples import (
     as_float32,
+    normal_scores,
     pair_groups,
     split_rows,
     standardized,
     validate_samples,
 )
+from factorcl_jax.estimate.seeds import over_seeds
 from factorcl_jax.estimate.settings import Settings, resolve_settings
 from factorcl_jax.networks.adapters import as_critic, as_gaussian
 from factorcl_jax.validation import (
@@ -57,6 +60,7 @@ __all__ = [
     "MIEstimate",
     "NonFiniteEstimateError",
     "estimate_mi",
+    "estimate_mi_seeds",
 ]
 
 
@@ -107,6 +111,11 @@ class MIEstimate:
       duplicates: rows that repeat an earlier ``(x, y)`` pair; every copy of a pair is kept
         on the same side of the split (and in the same fold), so a memorised pair is never
         scored as held out.
+      pointwise: with ``pointwise=True``, the kept critic's estimate of the pointwise MI
+        ``log p(x, y) / (p(x) p(y))`` of every held-out pair of the first split, scored in its
+        held-out batch (:func:`~factorcl_jax.estimate.estimators.pointwise_mi`); else
+        ``None``. Their mean is the estimate of that split.
+      pointwise_rows: the rows of ``x`` and ``y`` those pairs are, or ``None``.
     """
 
     estimate: float
@@ -126,6 +135,8 @@ class MIEstimate:
     seconds: float
     critic: str
     duplicates: int
+    pointwise: np.ndarray | None = None
+    pointwise_rows: np.ndarray | None = None
 
     def summary(self) -> str:
         """One line, e.g. ``I(X; Y) ≈ 0.41 ± 0.02 nats (held-out, 2500 pairs; infonce,
@@ -274,12 +285,12 @@ def _compiled_fit_program(
     in_sample_batches: int,
     block_size: int | None,
 ) -> Callable[..., _Fit]:
-    """The jitted :func:`_fit_program`, kept so that calls with equal settings (seeds, folds,
-    tasks of the same shape) compile once."""
+    """``(keys [K], x_train [K, ...], y_train, x_held, y_held) -> _Fit`` of ``K`` splits as
+    one jitted program (:func:`~factorcl_jax.estimate.seeds.over_seeds`), kept so that calls
+    with equal settings (seeds, folds, tasks of the same shape) compile once."""
     estimator = ESTIMATORS[bound]
-    return jax.jit(
-        _fit_program(estimator, critic, settings, batches, in_sample_batches, block_size)
-    )
+    fit = _fit_program(estimator, critic, settings, batches, in_sample_batches, block_size)
+    return jax.jit(over_seeds(fit))
 
 
 def estimate_mi(
@@ -297,8 +308,10 @@ def estimate_mi(
     heldout_fraction: float | None = None,
     folds: int | None = None,
     standardize: bool = True,
+    ranks: bool = False,
     seed: int = 0,
     block_size: int | None = None,
+    pointwise: bool = False,
 ) -> MIEstimate:
     """Estimates ``I(X; Y)`` from paired samples with ``bound``, on held-out pairs.
 
@@ -349,11 +362,18 @@ def estimate_mi(
       folds: ``k >= 2`` for k-fold estimation (``k`` trainings), or ``None``.
       standardize: standardise features with the training part's statistics, in float64
         (then the computation runs in float32).
+      ranks: replace every feature by its normal scores (``Phi^-1`` of its empirical CDF on
+        the training part, ties averaged): a strictly increasing map of each coordinate, which
+        leaves the MI unchanged and tames heavy tails and bounded marginals.
+      pointwise: also return, for the first split, the kept critic's per-pair estimate of the
+        pointwise MI on every held-out pair (:attr:`MIEstimate.pointwise`).
       seed: seed of the split, the initialisation and the minibatches, in ``[0, 2**32 - 1]``.
       block_size: row block of :func:`~factorcl_jax.critics.pairwise_scores`.
 
     Returns:
-      An :class:`MIEstimate`; ``str(result.summary())`` is a one-line report.
+      An :class:`MIEstimate`; ``str(result.summary())`` is a one-line report. Several sample
+      sets (seeds of a benchmark) run as one compiled program with
+      :func:`estimate_mi_seeds`.
 
     Raises:
       NonFiniteEstimateError: training diverged (no finite held-out objective, or NaN/inf
@@ -370,11 +390,90 @@ def estimate_mi(
       >>> result.num_heldout, result.settings.batch_size
       (256, 64)
     """
+    return estimate_mi_seeds(
+        [x],
+        [y],
+        seeds=[seed],
+        bound=bound,
+        critic=critic,
+        hidden=hidden,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        eval_every=eval_every,
+        patience=patience,
+        heldout_fraction=heldout_fraction,
+        folds=folds,
+        standardize=standardize,
+        ranks=ranks,
+        block_size=block_size,
+        pointwise=pointwise,
+    )[0]
+
+
+class _Prepared(NamedTuple):
+    """One sample set's splits, ready for the compiled program."""
+
+    train: list[tuple[np.ndarray, np.ndarray]]  # per split: float32 [num_train, dx], [.., dy]
+    held: list[tuple[np.ndarray, np.ndarray]]  # per split: float32 held-out pairs
+    held_rows: list[np.ndarray]  # per split: the held-out rows of the sample set
+    duplicates: int
+
+
+def estimate_mi_seeds(
+    xs: Sequence[Any],
+    ys: Sequence[Any],
+    *,
+    seeds: Sequence[int],
+    bound: str = "infonce",
+    critic: str | Any | None = None,
+    hidden: Sequence[int] | None = None,
+    batch_size: int | None = None,
+    max_steps: int | None = None,
+    learning_rate: float | None = None,
+    eval_every: int | None = None,
+    patience: int | None = None,
+    heldout_fraction: float | None = None,
+    folds: int | None = None,
+    standardize: bool = True,
+    ranks: bool = False,
+    block_size: int | None = None,
+    pointwise: bool = False,
+    errors: str = "raise",
+) -> list[MIEstimate | DivergedEstimateError]:
+    """:func:`estimate_mi` of several sample sets at once: ``xs[k], ys[k]`` split and trained
+    with ``seeds[k]``, every split of every set in one compiled program
+    (:func:`~factorcl_jax.estimate.seeds.over_seeds`: one after another on CPU, side by side
+    on accelerators). The sets must have the same number of rows and features (e.g. the seeds
+    of a benchmark task); every other argument is :func:`estimate_mi`'s, and the settings
+    are resolved once for all. Each result equals :func:`estimate_mi` of its set and seed
+    (up to float rounding), except ``seconds``, the wall time of the whole call. With
+    ``errors="return"`` a set whose training diverged gets its
+    :class:`DivergedEstimateError` in place of a result (a benchmark records it and goes on);
+    ``"raise"`` raises the first.
+
+    Example:
+      >>> import numpy as np
+      >>> rng = np.random.default_rng(0)
+      >>> xs = rng.normal(size=(3, 512, 2))
+      >>> ys = xs + 0.5 * rng.normal(size=(3, 512, 2))
+      >>> results = estimate_mi_seeds(xs, ys, seeds=[0, 1, 2], max_steps=200, eval_every=100)
+      >>> [r.num_heldout for r in results]
+      [256, 256, 256]
+    """
     start = time.perf_counter()
     estimator = get_estimator(bound)
-    x, y = validate_samples(x, y)
-    num_samples = x.shape[0]
-    seed = check_seed(seed, "seed")
+    if len(xs) != len(ys) or len(xs) != len(seeds) or not len(xs):
+        raise ValueError(
+            f"`xs`, `ys` and `seeds` need one entry per sample set, got {len(xs)}, {len(ys)} "
+            f"and {len(seeds)}"
+        )
+    pairs = [validate_samples(x, y) for x, y in zip(xs, ys, strict=True)]
+    shapes = {(x.shape, y.shape) for x, y in pairs}
+    if len(shapes) != 1:
+        raise ValueError(f"every sample set needs the same shapes, got {sorted(shapes)}")
+    num_samples = pairs[0][0].shape[0]
+    seeds = [check_seed(seed, "seed") for seed in seeds]
     if folds is not None:
         if heldout_fraction is not None:
             raise ValueError(
@@ -393,8 +492,11 @@ def estimate_mi(
             above=0.0,
             below=1.0,
         )
-    if not isinstance(standardize, bool):
-        raise TypeError(f"`standardize` must be a bool, got {standardize!r}")
+    if errors not in ("raise", "return"):
+        raise ValueError(f"`errors` must be 'raise' or 'return', got {errors!r}")
+    for name, flag in (("standardize", standardize), ("ranks", ranks), ("pointwise", pointwise)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"`{name}` must be a bool, got {flag!r}")
     if block_size is not None:
         block_size = check_positive_int(block_size, "block_size")
     if critic is not None and not isinstance(critic, str) and hidden is not None:
@@ -402,15 +504,17 @@ def estimate_mi(
             "`hidden` sizes the library's critics; a critic given as an object brings its own "
             "widths: pass one or the other"
         )
-    key = jax.random.key(seed)
-    split_key, fit_key = jax.random.split(key)
-    groups = pair_groups(x, y)
-    splits = split_rows(groups, heldout_fraction, folds, split_key)
-    num_train = min(len(train) for train, _ in splits)
-    num_heldout = min(len(held) for _, held in splits)
+    keys = [jax.random.split(jax.random.key(seed)) for seed in seeds]
+    sets = []
+    for (x, y), (split_key, _) in zip(pairs, keys, strict=True):
+        groups = pair_groups(x, y)
+        splits = split_rows(groups, heldout_fraction, folds, split_key)
+        sets.append((x, y, groups, splits))
+    num_train = min(len(train) for *_, splits in sets for train, _ in splits)
+    num_heldout = min(len(held) for *_, splits in sets for _, held in splits)
     if min(num_train, num_heldout) < 2:
         what = f"`folds` = {folds}" if folds else f"`heldout_fraction` = {heldout_fraction}"
-        distinct = int(groups.max()) + 1
+        distinct = min(int(groups.max()) + 1 for _, _, groups, _ in sets)
         copies = (
             f" (they hold {distinct} distinct (x, y) pair(s), and the copies of a pair stay on "
             "one side)"
@@ -421,49 +525,149 @@ def estimate_mi(
             f"{what} of {num_samples} pairs{copies} leaves {num_train} training and "
             f"{num_heldout} held-out pairs; each part needs at least 2"
         )
-    settings = resolve_settings(
-        num_train,
-        num_heldout,
-        x.shape[1],
-        y.shape[1],
+    prepared = [
+        _prepare(x, y, groups, splits, num_train, standardize, ranks)
+        for x, y, groups, splits in sets
+    ]
+    given = dict(
         hidden=hidden,
-        batch_size=batch_size,
         max_steps=max_steps,
         learning_rate=learning_rate,
         eval_every=eval_every,
         patience=patience,
     )
-    critic, description = _resolve_critic(critic, estimator, bound, settings.hidden)
+    dims = (pairs[0][0].shape[1], pairs[0][1].shape[1])
+    settings = resolve_settings(num_train, num_heldout, *dims, batch_size=batch_size, **given)
+    critic_object, description = _resolve_critic(critic, estimator, bound, settings.hidden)
+    fit_keys = [fit_key for _, fit_key in keys]
+    fits = _run(bound, critic_object, settings, prepared, fit_keys, num_heldout, block_size)
+    # InfoNCE cannot exceed log(batch): near that ceiling a default batch is doubled.
+    while batch_size is None and _near_ceiling(bound, fits, settings, num_train, num_heldout):
+        settings = resolve_settings(
+            num_train, num_heldout, *dims, batch_size=2 * settings.batch_size, **given
+        )
+        fits = _run(bound, critic_object, settings, prepared, fit_keys, num_heldout, block_size)
+    seconds = time.perf_counter() - start
+    results = []
+    for fitted, ready in zip(fits, prepared, strict=True):
+        try:
+            _check_converged(fitted, bound, settings)
+        except DivergedEstimateError as error:
+            if errors == "raise":
+                raise
+            results.append(error)
+            continue
+        values = None
+        if pointwise:
+            values = _pointwise_of(
+                estimator, bound, critic_object, fitted[0].params, ready, settings.batch_size
+            )
+        results.append(
+            _result(fitted, ready, bound, settings, folds, num_train, description, seconds, values)
+        )
+    return results
+
+
+def _prepare(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    num_train: int,
+    standardize: bool,
+    ranks: bool,
+) -> _Prepared:
+    """The float32 parts of every split: the training part's statistics (ranks, mean and
+    spread) applied to both parts."""
+    train, held = [], []
+    for train_rows, held_rows in splits:
+        parts = {}
+        for name, values in (("x", x), ("y", y)):
+            fit, other = values[train_rows[:num_train]], values[held_rows]
+            if ranks:
+                fit, other = normal_scores(fit, other)
+            if standardize:
+                fit, other = standardized(fit, other, name)
+            parts[name] = (as_float32(fit, name), as_float32(other, name))
+        train.append((parts["x"][0], parts["y"][0]))
+        held.append((parts["x"][1], parts["y"][1]))
+    duplicates = int(len(x) - (groups.max() + 1))
+    return _Prepared(train, held, [rows for _, rows in splits], duplicates)
+
+
+def _run(
+    bound: str,
+    critic: Any,
+    settings: Settings,
+    prepared: list[_Prepared],
+    fit_keys: list[Array],
+    num_heldout: int,
+    block_size: int | None,
+) -> list[list[_Fit]]:
+    """Every split of every set through one compiled program; ``[set][split]`` fits."""
     batches = num_heldout // settings.batch_size
-    if batches * len(splits) < 2:
+    folds = len(prepared[0].train)
+    if batches * folds < 2:
         raise ValueError(
             f"the {num_heldout} held-out pairs make {batches} batch of `batch_size` = "
             f"{settings.batch_size}; the standard error needs at least 2: hold out more pairs "
             "(`heldout_fraction`), use `folds`"
             + (", or a smaller `batch_size`" if settings.batch_size > 2 else ", or more pairs")
         )
+    num_train = prepared[0].train[0][0].shape[0]
     in_sample_batches = min(batches, num_train // settings.batch_size)
     program = _compiled_fit_program(bound, critic, settings, batches, in_sample_batches, block_size)
-    fits = []
-    for index, (train_rows, held_rows) in enumerate(splits):
-        x_train, y_train = x[train_rows[:num_train]], y[train_rows[:num_train]]
-        x_held, y_held = x[held_rows], y[held_rows]
-        if standardize:
-            (x_train, x_held), (y_train, y_held) = (
-                standardized(x_train, x_held, "x"),
-                standardized(y_train, y_held, "y"),
-            )
-        x_train, y_train, x_held, y_held = (
-            as_float32(array, name)
-            for array, name in ((x_train, "x"), (y_train, "y"), (x_held, "x"), (y_held, "y"))
-        )
-        held = [
-            _batches(jnp.asarray(array), batches, settings.batch_size) for array in (x_held, y_held)
+    keys = jnp.stack([jax.random.fold_in(key, index) for key in fit_keys for index in range(folds)])
+    stack = lambda parts, side: np.stack(
+        [split[side] for ready in prepared for split in parts(ready)]
+    )
+    held = lambda side: np.stack(
+        [
+            np.asarray(_batches(jnp.asarray(split[side]), batches, settings.batch_size))
+            for ready in prepared
+            for split in ready.held
         ]
-        fits.append(
-            jax.device_get(program(jax.random.fold_in(fit_key, index), x_train, y_train, *held))
+    )
+    stacked = jax.device_get(
+        program(
+            keys,
+            stack(lambda r: r.train, 0),
+            stack(lambda r: r.train, 1),
+            held(0),
+            held(1),
         )
-    _check_converged(fits, bound, settings)
+    )
+    flat = [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(len(keys))]
+    return [flat[k * folds : (k + 1) * folds] for k in range(len(prepared))]
+
+
+def _near_ceiling(
+    bound: str, fits: list[list[_Fit]], settings: Settings, num_train: int, num_heldout: int
+) -> bool:
+    """Whether a default batch should double: the bound's ceiling is ``log(batch)``, a set's
+    held-out estimate is within 1 nat of it, and twice the batch still leaves four batches in
+    each part (and at most 1024 pairs)."""
+    high = bounds.BOUNDS[bound].plausible_range(settings.batch_size)[1]
+    if high > math.log(settings.batch_size) + 1e-9:
+        return False
+    doubled = 2 * settings.batch_size
+    if doubled > 1024 or 4 * doubled > min(num_train, num_heldout):
+        return False
+    means = [float(np.mean([np.mean(f.heldout_batches) for f in fitted])) for fitted in fits]
+    return max(means) > high - 1.0
+
+
+def _result(
+    fits: list[_Fit],
+    ready: _Prepared,
+    bound: str,
+    settings: Settings,
+    folds: int | None,
+    num_train: int,
+    description: str,
+    seconds: float,
+    pointwise: tuple[np.ndarray, np.ndarray] | None,
+) -> MIEstimate:
     heldout_batches = np.concatenate([np.asarray(f.heldout_batches, np.float64) for f in fits])
     in_sample = np.concatenate([np.asarray(f.in_sample_batches, np.float64) for f in fits])
     first = fits[0]
@@ -490,10 +694,36 @@ def estimate_mi(
         },
         history=np.asarray(first.history[: evaluations * chunk], np.float64),
         params=first.params,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         critic=description,
-        duplicates=int(num_samples - (groups.max() + 1)),
+        duplicates=ready.duplicates,
+        pointwise=None if pointwise is None else pointwise[0],
+        pointwise_rows=None if pointwise is None else pointwise[1],
     )
+
+
+def _pointwise_of(
+    estimator: Estimator, bound: str, critic: Any, params: Any, ready: _Prepared, batch: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([pairs] pointwise MI estimates, [pairs] their rows)`` of the first split's held-out
+    pairs, scored in the disjoint batches the estimate was read from
+    (:func:`~factorcl_jax.estimate.estimators.pointwise_mi`)."""
+    x_held, y_held = ready.held[0]
+    count = len(x_held) // batch
+    held = [_batches(jnp.asarray(a), count, batch) for a in (x_held, y_held)]
+    values = _compiled_pointwise(bound, critic)(params, *held)
+    return np.asarray(values, np.float64).reshape(-1), ready.held_rows[0][: count * batch]
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_pointwise(bound: str, critic: Any) -> Callable[..., Array]:
+    """``(params, x [b, n, dx], y [b, n, dy]) -> [b, n]`` per-pair estimates, jitted."""
+    estimator = ESTIMATORS[bound]
+
+    def per_batch(params: Any, batch: tuple[Array, Array]) -> Array:
+        return pointwise_mi(bound, critic_outputs(estimator, critic, params, *batch))
+
+    return jax.jit(lambda params, x, y: jax.lax.map(lambda b: per_batch(params, b), (x, y)))
 
 
 def _resolve_critic(

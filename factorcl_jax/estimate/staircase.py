@@ -4,7 +4,8 @@
 continuously while the true MI steps through ``levels`` (default 2, 4, 6, 8, 10 nats,
 ``steps_per_level`` steps each). Every step draws a fresh batch from the level's task, logs
 the estimate on it, then takes one Adam step. :func:`staircase_program` is the whole
-staircase as one pure function of a PRNG key (``jit`` it; :func:`over_seeds` runs it for a
+staircase as one pure function of a PRNG key (``jit`` it;
+:func:`~factorcl_jax.estimate.seeds.over_seeds` runs it for a
 batch of seeds), and several estimators can share it; :func:`level_metrics` reduces its
 history to the bias, variance and MSE of each level (Cheng et al. 2020, "CLUB").
 
@@ -36,7 +37,7 @@ from factorcl_jax.estimate.estimators import (
 )
 from factorcl_jax.validation import check_finite_float, check_int, check_positive_int
 
-__all__ = ["level_metrics", "optimal_values", "over_seeds", "staircase_program"]
+__all__ = ["level_metrics", "optimal_values", "staircase_program"]
 
 
 def _check_tasks(tasks: Sequence[mi_tasks.MITask]) -> tuple[mi_tasks.MITask, ...]:
@@ -153,43 +154,6 @@ def staircase_program(
         return history if several else history[0]
 
     return run
-
-
-def over_seeds(
-    run: Callable[[Array], Array], *, side_by_side: bool | None = None
-) -> Callable[[Array], Array]:
-    """``run: key -> history`` as ``keys [S] -> [S, *history.shape]``, one program for all seeds.
-
-    Seeds run side by side (``jax.vmap``) or one after another (``jax.lax.map``, the
-    single-seed program in a loop); a single seed calls ``run`` directly. ``side_by_side=None``
-    picks ``vmap`` on accelerators and the loop on CPU, where batching every matmul and
-    elementwise pass of a small-batch program over seeds is slower per seed-step than running
-    the seeds in turn (``benchmarks/mi_speed.py`` measures both). Both give the same
-    histories up to float rounding. ``S`` is read from the shape at trace time, so
-    ``jax.jit(over_seeds(run))`` compiles the right program.
-
-    Example:
-      >>> import jax
-      >>> from factorcl_jax import estimate
-      >>> from factorcl_jax.estimate import staircase
-      >>> from factorcl_jax.data import mi_tasks
-      >>> run = staircase.staircase_program(
-      ...     mi_tasks.staircase(2, levels=(1,)), "infonce",
-      ...     estimate.make_critic("concat", (8,)), steps_per_level=3, batch_size=4)
-      >>> seeded = jax.jit(staircase.over_seeds(run))
-      >>> seeded(jax.random.split(jax.random.key(0), 2)).shape
-      (2, 1, 3)
-    """
-
-    def seeded(keys: Array) -> Array:
-        if keys.ndim != 1:
-            raise ValueError(f"`keys` must be a [seeds] array of PRNG keys, got shape {keys.shape}")
-        if keys.shape[0] == 1:
-            return run(keys[0])[None]
-        batched = jax.default_backend() != "cpu" if side_by_side is None else side_by_side
-        return jax.vmap(run)(keys) if batched else jax.lax.map(run, keys)
-
-    return seeded
 
 
 def level_metrics(

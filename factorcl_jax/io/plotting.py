@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import pathlib
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,8 +17,9 @@ __all__ = [
     "PlottingUnavailable",
     "StaircasePanel",
     "ema",
-    "plot_estimates_vs_truth",
+    "plot_error_heatmap",
     "plot_mi_history",
+    "plot_pmi_profile",
     "plot_probe_accuracy",
     "plot_staircase",
     "plot_terms",
@@ -219,38 +220,67 @@ def plot_staircase(
     return pathlib.Path(path)
 
 
-def plot_estimates_vs_truth(
-    rows: Sequence[Mapping[str, float | str]],
+def plot_error_heatmap(
+    rows: Sequence[Mapping[str, Any]],
     path: str | pathlib.Path,
     *,
-    title: str = "Held-out MI estimates on tasks with known MI",
+    title: str = "Mean estimate - true MI (nats)",
 ) -> pathlib.Path:
-    """Estimate against true MI, one marker per ``(task, estimator)`` row, with error bars.
+    """A heat map of ``estimate - true_mi``: one row per task, one column per estimator, in
+    the order the rows first name them; the cell's number is printed in it.
 
-    Each row needs ``true_mi``, ``estimate``, ``std`` and ``estimator``; points on the
-    diagonal are exact, lower bounds should sit under it.
+    Each row needs ``task``, ``estimator``, ``estimate`` and ``true_mi``.
     """
     if not rows:
         raise ValueError("`rows` must hold at least one result")
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    tasks = list(dict.fromkeys(str(row["task"]) for row in rows))
     estimators = list(dict.fromkeys(str(row["estimator"]) for row in rows))
-    for estimator in estimators:
-        mine = [row for row in rows if row["estimator"] == estimator]
-        axis.errorbar(
-            [row["true_mi"] for row in mine],
-            [row["estimate"] for row in mine],
-            yerr=[row["std"] for row in mine],
-            fmt="o",
-            capsize=3,
-            alpha=0.8,
-            label=estimator,
+    errors = np.full((len(tasks), len(estimators)), np.nan)
+    for row in rows:
+        errors[tasks.index(str(row["task"])), estimators.index(str(row["estimator"]))] = float(
+            row["estimate"]
+        ) - float(row["true_mi"])
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(1.0 + 0.9 * len(estimators), 1.0 + 0.35 * len(tasks)))
+    limit = max(float(np.nanmax(np.abs(errors))) if np.isfinite(errors).any() else 1.0, 1e-3)
+    image = axis.imshow(errors, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), value in np.ndenumerate(errors):
+        if np.isfinite(value):
+            axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    axis.set_xticks(range(len(estimators)), estimators, rotation=45, ha="right")
+    axis.set_yticks(range(len(tasks)), tasks, fontsize=7)
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, shrink=0.6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return pathlib.Path(path)
+
+
+def plot_pmi_profile(
+    true: np.ndarray,
+    estimated: np.ndarray,
+    path: str | pathlib.Path,
+    *,
+    title: str = "",
+    bins: int = 60,
+) -> pathlib.Path:
+    """Histograms of the true pointwise MI of held-out pairs and of a critic's estimates of
+    it on the same pairs (densities on shared bins), with both means."""
+    true, estimated = np.asarray(true, np.float64), np.asarray(estimated, np.float64)
+    if true.shape != estimated.shape or true.ndim != 1 or not true.size:
+        raise ValueError(
+            f"`true` and `estimated` must be equal non-empty [pairs], got {true.shape} and "
+            f"{estimated.shape}"
         )
-    top = max(float(r["true_mi"]) for r in rows) * 1.1
-    axis.plot([0, top], [0, top], color="black", linewidth=1, label="estimate = truth")
-    # Loose upper bounds reach many times the truth: linear near it, logarithmic beyond.
-    axis.set_yscale("symlog", linthresh=2.0)
-    axis.set(xlabel="true MI (nats)", ylabel="held-out estimate (nats)", title=title)
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6.0, 4.0))
+    edges = np.histogram_bin_edges(np.concatenate([true, estimated]), bins=bins)
+    for values, label in ((true, "true PMI"), (estimated, "critic's estimate")):
+        axis.hist(
+            values, bins=edges, density=True, alpha=0.5, label=f"{label} (mean {values.mean():.3f})"
+        )
+    axis.set(xlabel="pointwise MI (nats)", ylabel="density", title=title)
     axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
