@@ -68,7 +68,6 @@ import time
 import numpy as np
 
 from factorcl_jax import evaluation
-from factorcl_jax.builder import build_trainer
 from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data.multifeature import (
     MULTIFEATURE_PAIR,
@@ -77,7 +76,11 @@ from factorcl_jax.data.multifeature import (
     load_multifeature,
 )
 from factorcl_jax.estimate import estimate_mi
-from factorcl_jax.reporting import format_table, make_run_dir, write_json
+from factorcl_jax.io import plotting
+from factorcl_jax.io.atomic import write_json
+from factorcl_jax.io.tables import format_table
+from factorcl_jax.runs.rundir import make_run_dir
+from factorcl_jax.training.builder import build_trainer
 
 METHODS = (
     "SimCLR",
@@ -293,11 +296,7 @@ def run(
 def plot(results: dict[str, dict], path) -> None:
     """One pair: bars of mean test accuracy with one-std error bars. Several: a table of mean
     accuracies (rows: methods and baselines; columns: pairs)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     pairs = list(results)
     names = list(results[pairs[0]]["rows"])
     means = np.array([[100 * results[p]["rows"][n]["mean"] for p in pairs] for n in names])
