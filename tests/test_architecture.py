@@ -102,3 +102,16 @@ def test_the_configuration_does_not_import_the_training_step():
     for name in ("config.sections", "config.presets", "config.files"):
         path = modules_on_disk()[name]
         assert not {d for d in imported(path) if d.startswith(("training", "runs"))}, name
+
+
+def test_every_console_script_names_a_function_that_exists():
+    """``[project.scripts]`` is read from pyproject.toml, not from the installed metadata, so
+    a module moved without updating the entry point fails here."""
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), name

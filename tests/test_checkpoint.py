@@ -111,6 +111,25 @@ def test_moving_corrupt_checkpoints_aside_frees_their_steps(tmp_path, trained):
     reopened.close()
 
 
+def test_checkpoints_of_another_model_are_a_config_mismatch_and_nothing_moves(
+    tmp_path, trained
+):
+    """Arrays of other shapes are named before any array is read, and reported as the
+    configuration's doing, not as damage."""
+    _, data, states, _ = trained
+    checkpoints = save_all(tmp_path, states[:2], keep_last=3)
+    other = tiny_trainer("FactorCL-SSL", model={"encoder_hidden": 8, "critic_hidden": 16})
+    abstract = jax.eval_shape(other.init, jax.random.key(0), data)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(checkpoint.CheckpointsUnloadable) as raised:
+        checkpoints.restore_latest(abstract, move_aside=True)
+    assert raised.value.config_mismatch
+    assert [step for step, _ in raised.value.skipped] == [2, 1]
+    assert "its arrays are another model's" in raised.value.skipped[0][1]
+    assert "this config needs float32[" in raised.value.skipped[0][1]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 def test_read_only_checkpointer_changes_nothing(tmp_path, trained):
     _, _, states, abstract = trained
     save_all(tmp_path / "run", states[:2], keep_last=3).close()

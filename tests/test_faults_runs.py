@@ -369,10 +369,9 @@ def _flip_array_bytes(step_dir):
             path.write_bytes(bytes(data))
 
 
-def _remove_the_commit_files(step_dir):
-    for path in step_dir.rglob("*"):
-        if path.name in ("_CHECKPOINT_METADATA", "commit_success.txt"):
-            path.unlink()
+def _empty_the_directory(step_dir):
+    for path in sorted(step_dir.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
 
 
 DAMAGES = {
@@ -382,7 +381,7 @@ DAMAGES = {
     "meta not JSON": _garbage_meta,
     "meta names another step": _meta_of_another_step,
     "array bytes flipped": _flip_array_bytes,
-    "commit files missing": _remove_the_commit_files,
+    "directory emptied": _empty_the_directory,
 }
 
 
@@ -425,7 +424,7 @@ def test_when_every_checkpoint_fails_resume_changes_nothing_and_says_why(
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"model": {"embed_dim": 4}}, "another model's"),
+        ({"model": {"embed_dim": 4}}, "written under another config"),
         ({"train": {"learning_rate": 0.5}}, "written under another config"),
     ],
 )

@@ -369,13 +369,8 @@ class Checkpointer:
         self.skipped = []
         mismatched = []
         found = None
-        listed = set(self.steps())
-        for step in sorted(listed | self._step_directories(), reverse=True):
+        for step in reversed(self.steps()):
             try:
-                if step not in listed:
-                    raise ValueError(
-                        "it is not a complete checkpoint (Orbax's commit files are missing)"
-                    )
                 found = self._restore(step, target, abstract_state, dict(expected or {}))
             except Exception as error:  # fall back to an older checkpoint
                 _restore_failed(self.directory / str(step))
@@ -436,12 +431,6 @@ class Checkpointer:
         if not all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in leaves):
             raise ValueError("non-finite values in the saved state")
         return state, meta
-
-    def _step_directories(self) -> set[int]:
-        """Steps with a directory on disk, complete or not (Orbax lists only complete ones)."""
-        if not self.directory.is_dir():
-            return set()
-        return {int(p.name) for p in self.directory.iterdir() if p.name.isdigit() and p.is_dir()}
 
     def _moved_aside_earlier(self) -> bool:
         corrupt = self.directory / "corrupt"

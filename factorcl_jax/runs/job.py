@@ -202,10 +202,9 @@ def _train_method(
                 f"{after_step.saved_step} intact (lower train.learning_rate, or try "
                 "model.normalize_heads=true, in a new run)"
             ) from None
-        train_seconds = after_step.train_seconds
     return {
         "probe_accuracy": result.accuracies[config.probe.representation],
-        "train_seconds": train_seconds,
+        "train_seconds": after_step.seconds_before + result.train_seconds,
         "steps": int(result.state.step),
         "history": log.read(method),
     }
