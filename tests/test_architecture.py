@@ -3,8 +3,10 @@ map, and imports only modules listed above it (type-checking imports included), 
 no import cycle and the configuration never imports the trainer."""
 
 import ast
+import importlib
 import pathlib
 import re
+import tomllib
 
 import factorcl_jax
 
@@ -107,9 +109,6 @@ def test_the_configuration_does_not_import_the_training_step():
 def test_every_console_script_names_a_function_that_exists():
     """``[project.scripts]`` is read from pyproject.toml, not from the installed metadata, so
     a module moved without updating the entry point fails here."""
-    import importlib
-    import tomllib
-
     scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts
     for name, target in scripts.items():
