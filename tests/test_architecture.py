@@ -6,9 +6,9 @@ import ast
 import importlib
 import pathlib
 import re
-import tomllib
 
 import factorcl_jax
+from factorcl_jax.config.files import tomllib
 
 PACKAGE = pathlib.Path(factorcl_jax.__file__).parent
 MAP = PACKAGE.parent / "docs" / "ARCHITECTURE.md"
