@@ -6,6 +6,7 @@ import ast
 import importlib
 import pathlib
 import re
+import subprocess
 
 import factorcl_jax
 from factorcl_jax.config.files import tomllib
@@ -114,3 +115,25 @@ def test_every_console_script_names_a_function_that_exists():
     for name, target in scripts.items():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function)), name
+
+
+def test_every_folder_of_the_package_is_a_package_that_installs_and_is_tracked():
+    """Each folder holding modules has an ``__init__.py`` (a wheel built by setuptools'
+    ``find_packages`` leaves out folders without one) and, in a git checkout, no file of the
+    package is ignored (an ignored module is missing from every clone)."""
+    from setuptools import find_packages
+
+    folders = {
+        ".".join(("factorcl_jax", *path.parent.relative_to(PACKAGE).parts))
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert folders == set(find_packages(str(PACKAGE.parent), include=["factorcl_jax*"]))
+    files = [str(path) for path in PACKAGE.rglob("*.py")]
+    listed = subprocess.run(
+        ["git", "-C", str(PACKAGE.parent), "check-ignore", "--no-index", *files],
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode == 128:  # not a git checkout (e.g. an unpacked sdist)
+        return
+    assert listed.stdout == "", f"ignored by git: {listed.stdout}"

@@ -340,8 +340,9 @@ class Checkpointer:
     ) -> tuple[Any, dict[str, Any]] | None:
         """The newest checkpoint that loads and checks out, as ``(state, meta)``.
 
-        Newer checkpoints that fail are reported in one :class:`~factorcl_jax.runs.rundir.RunWarning`
-        and listed in :attr:`skipped` as ``(step, reason)``, newest first.
+        Newer checkpoints that fail are reported in one
+        :class:`~factorcl_jax.runs.rundir.RunWarning` and listed in :attr:`skipped` as
+        ``(step, reason)``, newest first.
 
         Args:
           abstract_state: the state's structure, e.g. ``jax.eval_shape(trainer.init, ...)``.

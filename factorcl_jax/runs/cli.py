@@ -31,11 +31,7 @@ import subprocess
 import sys
 import threading
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
-
-import numpy as np
 
 __all__ = ["main"]
 
@@ -88,8 +84,7 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 
 
 def _command_train(args: argparse.Namespace) -> int:
-    from factorcl_jax.io import atomic, tables
-    from factorcl_jax.runs import job, metrics, rundir
+    from factorcl_jax.runs import job, rundir
 
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other: continue the run, or "
@@ -182,8 +177,7 @@ def _command_probe(args: argparse.Namespace) -> int:
 
 def _command_presets(args: argparse.Namespace) -> int:
     from factorcl_jax import config as config_lib
-    from factorcl_jax.io import atomic, tables
-    from factorcl_jax.runs import rundir
+    from factorcl_jax.io import tables
 
     names = args.names or list(config_lib.PRESETS)
     values = {name: config_lib.flatten(config_lib.get_preset(name)) for name in names}

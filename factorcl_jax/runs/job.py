@@ -23,13 +23,14 @@ the job with :class:`ResumeError`, the run directory unchanged. Resuming a finis
 the processes a run took (checkpoints carry it), and ``config.json``, the run's identity, is
 written again at every checkpoint and at the end if it went missing.
 
-The job never clobbers a run (:mod:`factorcl_jax.runs.rundir`: a directory holding one is refused unless
-resumed or moved aside, and is locked while in use), refuses up front a config whose data,
-parameters or pair activations cannot fit in memory, and stops cleanly on SIGTERM, SIGINT or SIGHUP
+The job never clobbers a run (:mod:`factorcl_jax.runs.rundir`: a directory holding one is
+refused unless resumed or moved aside, and is locked while in use), refuses up front a config
+whose data, parameters or pair activations cannot fit in memory
+(:mod:`factorcl_jax.runs.memory`), and stops cleanly on SIGTERM, SIGINT or SIGHUP
 (:mod:`factorcl_jax.runs.preemption`): it saves a checkpoint at the current step and raises
-:class:`~factorcl_jax.runs.preemption.Interrupted`; ``resume`` continues bit-identical. A loss that turns
-NaN/inf raises :class:`~factorcl_jax.training.loop.NonFiniteLossError` naming the step and the terms, with
-the checkpoints saved before it intact.
+:class:`~factorcl_jax.runs.preemption.Interrupted`; ``resume`` continues bit-identical. A
+loss that turns NaN/inf raises :class:`~factorcl_jax.training.loop.NonFiniteLossError`
+naming the step and the terms, with the checkpoints saved before it intact.
 """
 
 from __future__ import annotations
@@ -38,10 +39,7 @@ import contextlib
 import dataclasses
 import functools
 import json
-import logging
-import os
 import pathlib
-import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -52,16 +50,16 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from factorcl_jax import evaluation, objectives
-from factorcl_jax.training import loop, parallel
+from factorcl_jax.config import RunConfig, save_config, to_dict
+from factorcl_jax.data.synthetic import make_splits
 from factorcl_jax.io import atomic, plotting, tables
 from factorcl_jax.runs import rundir
-from factorcl_jax.training.builder import build_trainer
 from factorcl_jax.runs.checkpoint import Checkpointer, CheckpointsUnloadable
 from factorcl_jax.runs.memory import check_memory
 from factorcl_jax.runs.metrics import MetricsLog, method_slug
-from factorcl_jax.config import RunConfig, save_config, to_dict
-from factorcl_jax.data.synthetic import make_splits
 from factorcl_jax.runs.preemption import Interrupted, StopSignals
+from factorcl_jax.training import loop, parallel
+from factorcl_jax.training.builder import build_trainer
 from factorcl_jax.training.state import TrainState
 from factorcl_jax.training.step import Trainer
 

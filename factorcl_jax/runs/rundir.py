@@ -38,8 +38,6 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from factorcl_jax.io.atomic import atomic_write_text
-
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks
