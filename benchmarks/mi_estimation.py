@@ -11,7 +11,8 @@
   PY`` (an interpreter with ``benchmark-mi``; see the README) bmi's own InfoNCE, NWJ, MINE,
   DV, KSG-10 and CCA run on the *same* samples (its neural ones on the first
   ``--bmi-neural-seeds``), and every estimator of ours is compared with bmi's of the same
-  name: on how many tasks ours is at least as close to the truth. Writes ``errors.png`` (a
+  name: on how many tasks ours is at least as close to the truth (means over the seeds both
+  ran). Writes ``errors.png`` (a
   heat map of mean estimate - truth, tasks x estimators, like bmi's figure) and, for the fine
   distributions, ``pmi-TASK.png``: the histogram of the InfoNCE critic's per-pair estimates
   of the pointwise MI on held-out pairs beside the true PMI of the same pairs, with their
@@ -63,6 +64,14 @@ BMI_NAMES = {
 }
 """Our estimators with a namesake in bmi's v2 benchmark, and bmi's class for it."""
 QUICK_TASKS = ("1v1-AI", "multinormal-sparse-5-5-2-2.0", "asinh-student-identity-2-2-1")
+
+ABLATIONS: dict[str, str] = {
+    "ranks": "ranks=True: per-coordinate normal scores of the training part (MI unchanged)",
+    "fixed_batch": "batch_size=128: the default batch, never doubled near log(batch)",
+    "batch_256": "batch_size=256 (bmi's batch)",
+    "deep": "hidden=(w, w): two hidden layers of the default width w",
+}
+"""Changes to the default InfoNCE estimate that ``--ablation`` measures against it."""
 
 GRIDS: dict[str, dict[str, Any]] = {
     # About two minutes on 2 CPU cores.
@@ -124,6 +133,16 @@ ACCURACY_COLUMNS = [
     "bmi_seconds",
     "diverged",
 ]
+ABLATION_COLUMNS = [
+    "task",
+    "change",
+    "true_mi",
+    "estimate",
+    "std",
+    "error_change",
+    "noise",
+    "verdict",
+]
 STAIRCASE_COLUMNS = [
     "task",
     "estimator",
@@ -182,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--seeds", type=int, help="seeds per task (bmi: 10)")
     add("--fixed-samples", type=int, help="pairs per task and seed (bmi: 5000)")
     add("--ranks", action="store_true", help="estimate_mi(..., ranks=True): normal scores")
+    add(
+        "--ablation",
+        nargs="+",
+        choices=list(ABLATIONS),
+        help="InfoNCE's default beside these changes to it, on the same samples and seeds",
+    )
     add("--bmi-python", help="a Python with benchmark-mi installed: run bmi beside ours")
     add("--bmi-neural-seeds", type=int, help="seeds bmi's neural estimators run (default all)")
     add("--dims", type=int, nargs="*", help="staircase dimensions (none: skip the staircase)")
@@ -272,14 +297,21 @@ def _ours(name, task, samples, seeds, args) -> tuple[list, list, dict | None]:
     return values, [seconds] * len(seeds), profile
 
 
-def run_accuracy(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, list, dict]:
-    """One row per (task, estimator): mean held-out estimate over seeds beside bmi's."""
+def suite_samples(args: argparse.Namespace) -> tuple[list, dict]:
+    """The chosen tasks and ``{task id: {seed: (x, y, pmi)}}``, drawn once for every table."""
     tasks = [bmi_suite.bmi_v2_task(task_id) for task_id in args.tasks]
-    seeds = list(range(args.seeds))
     samples = {
-        task.task_id: {seed: _samples(task, seed, args.fixed_samples) for seed in seeds}
+        task.task_id: {seed: _samples(task, seed, args.fixed_samples) for seed in range(args.seeds)}
         for task in tasks
     }
+    return tasks, samples
+
+
+def run_accuracy(
+    args: argparse.Namespace, out: pathlib.Path, tasks: list, samples: dict
+) -> tuple[list, list, dict]:
+    """One row per (task, estimator): mean held-out estimate over seeds beside bmi's."""
+    seeds = list(range(args.seeds))
     bmi_results = {}
     if args.bmi_python:
         neural_seeds = args.bmi_neural_seeds or args.seeds
@@ -308,6 +340,17 @@ def run_accuracy(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, lis
             bmi_seconds = [cell[1] for cell in bmi_cells if cell is not None]
             mean = float(np.mean(finite)) if finite else math.nan
             bmi_mean = float(np.mean(bmi_values)) if bmi_values else None
+            # "closer" compares the two on the seeds both have (bmi's neural estimators may
+            # run on fewer seeds than ours).
+            shared = [
+                (value, cell[0])
+                for value, cell in zip(values, bmi_cells, strict=True)
+                if value is not None and cell is not None
+            ]
+            closer = None
+            if shared:
+                ours_shared, bmi_shared = np.mean(shared, axis=0)
+                closer = bool(abs(ours_shared - task.true_mi) <= abs(bmi_shared - task.true_mi))
             row = {
                 "task": task.task_id,
                 "estimator": name,
@@ -319,11 +362,7 @@ def run_accuracy(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, lis
                 "bmi_estimate": bmi_mean,
                 "bmi_std": float(np.std(bmi_values)) if bmi_values else None,
                 "bmi_seeds": len(bmi_values),
-                "closer": (
-                    None
-                    if bmi_mean is None or not finite
-                    else abs(mean - task.true_mi) <= abs(bmi_mean - task.true_mi)
-                ),
+                "closer": closer,
                 "pmi_w1": None,
                 "seconds": float(np.mean(seconds)),
                 "bmi_seconds": float(np.mean(bmi_seconds)) if bmi_seconds else None,
@@ -348,6 +387,82 @@ def run_accuracy(args: argparse.Namespace, out: pathlib.Path) -> tuple[list, lis
             )
             pngs.append(path.name)
     return rows, pngs, profiles
+
+
+def _ablation_options(name: str, x_dim: int, y_dim: int, num_samples: int) -> dict[str, Any]:
+    """``estimate_mi_seeds`` keywords of the change ``name`` (``"default"``: none)."""
+    if name == "ranks":
+        return {"ranks": True}
+    if name == "fixed_batch":
+        return {"batch_size": 128}
+    if name == "batch_256":
+        return {"batch_size": 256}
+    if name == "deep":
+        (width,) = estimate.default_settings(num_samples // 2, x_dim, y_dim).hidden
+        return {"hidden": (width, width)}
+    return {}
+
+
+def run_ablation(args: argparse.Namespace, tasks: list, samples: dict) -> tuple[list, dict]:
+    """InfoNCE's default and each change of ``args.ablation`` on the same samples and seeds.
+
+    Per task and change: the mean estimate, ``change`` = its absolute error minus the
+    default's (negative: closer to the truth) and ``noise``, the standard error of the mean
+    paired difference of the two over seeds; a change is ``better`` or ``worse`` where
+    ``|change| > 2 noise``. The summary per change: the mean ``change`` over tasks and the
+    counts of better, same and worse tasks, with the worst task.
+    """
+    seeds = list(range(args.seeds))
+    rows = []
+    for task in tasks:
+        xs = [samples[task.task_id][seed][0] for seed in seeds]
+        ys = [samples[task.task_id][seed][1] for seed in seeds]
+        values = {}
+        for name in ("default", *args.ablation):
+            options = _ablation_options(name, task.x_dim, task.y_dim, args.fixed_samples)
+            results = estimate.estimate_mi_seeds(xs, ys, seeds=seeds, errors="return", **options)
+            values[name] = np.array(
+                [getattr(r, "estimate", math.nan) for r in results], dtype=np.float64
+            )
+        base = values["default"]
+        for name, estimates in values.items():
+            paired = estimates - base
+            row = {
+                "task": task.task_id,
+                "change": name,
+                "true_mi": task.true_mi,
+                "estimate": float(np.mean(estimates)),
+                "std": float(np.std(estimates)),
+                "error_change": float(
+                    abs(np.mean(estimates) - task.true_mi) - abs(np.mean(base) - task.true_mi)
+                ),
+                "noise": float(np.std(paired, ddof=1) / math.sqrt(len(seeds)))
+                if len(seeds) > 1
+                else math.nan,
+            }
+            row["verdict"] = (
+                "-"
+                if name == "default"
+                else "better"
+                if row["error_change"] < -2 * row["noise"]
+                else "worse"
+                if row["error_change"] > 2 * row["noise"]
+                else "same"
+            )
+            rows.append(row)
+        print(format_table([r for r in rows if r["task"] == task.task_id], ABLATION_COLUMNS))
+    summary = {}
+    for name in args.ablation:
+        mine = [r for r in rows if r["change"] == name]
+        worst = max(mine, key=lambda r: r["error_change"])
+        summary[name] = {
+            "description": ABLATIONS[name],
+            "mean_error_change": float(np.mean([r["error_change"] for r in mine])),
+            **{v: sum(r["verdict"] == v for r in mine) for v in ("better", "same", "worse")},
+            "worst_task": worst["task"],
+            "worst_error_change": worst["error_change"],
+        }
+    return rows, summary
 
 
 def closer_counts(rows: list[dict]) -> dict[str, dict[str, int]]:
@@ -455,7 +570,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out = make_run_dir(args.out, "bench-mi")
     print(f"backend {jax.default_backend()}, devices {jax.devices()}; writing to {out}\n")
     start = time.perf_counter()
-    accuracy, pngs, _ = run_accuracy(args, out) if args.tasks else ([], [], {})
+    tasks, samples = suite_samples(args) if args.tasks else ([], {})
+    accuracy, pngs, _ = run_accuracy(args, out, tasks, samples) if tasks else ([], [], {})
+    ablation, ablation_summary = (
+        run_ablation(args, tasks, samples) if tasks and args.ablation else ([], {})
+    )
+    for name, entry in ablation_summary.items():
+        print(
+            f"{name} ({entry['description']}): mean change of |error| "
+            f"{entry['mean_error_change']:+.3f} nats; better on {entry['better']}, same on "
+            f"{entry['same']}, worse on {entry['worse']} of {len(tasks)} tasks (worst: "
+            f"{entry['worst_task']}, {entry['worst_error_change']:+.3f})"
+        )
     counts = closer_counts(accuracy)
     if accuracy:
         table = format_table(accuracy, ACCURACY_COLUMNS)
@@ -464,12 +590,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             closer, tasks = entry["at_least_as_close"], entry["tasks"]
             print(f"{name}: at least as close to the truth as bmi's on {closer} of {tasks} tasks")
         ours = sum(row["seconds"] * row["seeds"] for row in accuracy)
-        theirs = sum((row["bmi_seconds"] or 0) * row["bmi_seeds"] for row in accuracy)
-        print(f"our estimators: {ours:.0f} s in all; bmi's on its share: {theirs:.0f} s")
+        shared = [row for row in accuracy if row["bmi_seeds"]]
+        ours_shared = sum(row["seconds"] * row["bmi_seeds"] for row in shared)
+        theirs = sum(row["bmi_seconds"] * row["bmi_seeds"] for row in shared)
+        print(f"our estimators: {ours:.0f} s in all")
+        if shared:
+            print(
+                f"on the cells bmi ran too: ours {ours_shared:.0f} s, bmi's {theirs:.0f} s "
+                f"({theirs / ours_shared:.1f}x)"
+            )
     staircase, staircase_pngs, histories = run_staircases(args, out) if args.dims else ([], [], {})
     payload = {
         "accuracy": accuracy,
         "closer_than_bmi": counts,
+        "ablation": ablation,
+        "ablation_summary": ablation_summary,
         "staircase": staircase,
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "pngs": [*pngs, *staircase_pngs],

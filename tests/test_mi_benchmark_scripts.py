@@ -2,6 +2,7 @@
 write the documented results.json (timings are reported, not asserted)."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -11,41 +12,90 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_script(name, out, *args):
+def run_script(name, out, *args, env=None):
     result = subprocess.run(
         [sys.executable, f"benchmarks/{name}.py", "--out", str(out), *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
+        env=None if env is None else {**os.environ, **env},
     )
     assert result.returncode == 0, result.stderr
     return json.loads((out / "results.json").read_text()), result.stdout
 
 
+FAKE_BMI = """
+class _Constant:
+    value = 0.0
+
+    def __init__(self, **options):
+        pass
+
+    def estimate(self, x, y):
+        return self.value
+
+
+class _Estimators:
+    pass
+
+
+estimators = _Estimators()
+for _name, _value in [
+    ("InfoNCEEstimator", 100.0),
+    ("NWJEstimator", 100.0),
+    ("MINEEstimator", 100.0),
+    ("DonskerVaradhanEstimator", 100.0),
+    ("KSGEnsembleFirstEstimator", 100.0),
+    ("CCAMutualInformationEstimator", 0.7764),
+]:
+    setattr(estimators, _name, type(_name, (_Constant,), {"value": _value}))
+"""
+
+
 @pytest.mark.slow
-def test_mi_estimation_writes_accuracy_and_staircase_rows(tmp_path):
+def test_mi_estimation_writes_accuracy_ablation_and_staircase_rows(tmp_path):
+    """The accuracy table beside a stand-in for bmi (its estimators return constants: 100
+    nats, far from the truth, and CCA the truth itself), the ablation and the staircase."""
+    fake = tmp_path / "fake"
+    (fake / "bmi").mkdir(parents=True)
+    (fake / "bmi" / "__init__.py").write_text(FAKE_BMI)
+    out = tmp_path / "out"
     results, stdout = run_script(
         "mi_estimation",
-        tmp_path,
-        *"--quick --tasks gaussian-d2-mi1 --estimators infonce --seeds 2".split(),
-        *"--fixed-samples 400".split(),
+        out,
+        *"--quick --tasks 1v1-AI --estimators infonce cca --seeds 2".split(),
+        *"--fixed-samples 400 --ablation ranks".split(),
+        *f"--bmi-python {sys.executable} --bmi-neural-seeds 1".split(),
         *"--dims 3 --levels 1 2 --steps 20 --hidden 8 --window 10".split(),
         *"--staircase-estimators infonce nce_club club".split(),
+        env={"PYTHONPATH": str(fake)},
     )
-    (row,) = results["accuracy"]
-    assert row["task"] == "gaussian-d2-mi1.0" and row["estimator"] == "infonce"
-    assert len(row["values"]) == 2 and row["seconds"] > 0 and row["true_mi"] == 1.0
-    assert row["in_sample"] is not None and row["stderr"] > 0
+    rows = {row["estimator"]: row for row in results["accuracy"]}
+    infonce, cca = rows["infonce"], rows["cca"]
+    assert infonce["task"] == "1v1-AI" and infonce["true_mi"] == pytest.approx(0.776, abs=0.01)
+    assert len(infonce["values"]) == 2 and infonce["seconds"] > 0
+    # bmi's neural estimator ran on seed 0 only; the comparison uses the seeds both ran.
+    assert infonce["bmi_values"] == [100.0] and infonce["closer"] is True
+    assert cca["bmi_seeds"] == 2 and cca["closer"] is False
+    assert results["closer_than_bmi"] == {
+        "infonce": {"at_least_as_close": 1, "tasks": 1},
+        "cca": {"at_least_as_close": 0, "tasks": 1},
+    }
+    assert infonce["pmi_w1"] > 0 and cca["pmi_w1"] is None  # a fine distribution
+    ablation = {row["change"]: row for row in results["ablation"]}
+    assert ablation["default"]["estimate"] == pytest.approx(infonce["estimate"], abs=1e-5)
+    summary = results["ablation_summary"]["ranks"]
+    assert summary["better"] + summary["same"] + summary["worse"] == 1
     staircase = results["staircase"]
     assert {(r["estimator"], r["level"]) for r in staircase} == {
         (name, level) for name in ("infonce", "nce_club", "club") for level in (0, 1)
     }
     # infonce and nce_club came from one program; club from its own.
     assert {r["program"] for r in staircase} == {"infonce+nce_club", "club"}
-    assert results["pngs"] == ["estimates_vs_truth.png", "staircase-gaussian.png"]
-    assert all((tmp_path / png).stat().st_size > 0 for png in results["pngs"])
-    assert "held-out estimates (nats)" in stdout
+    assert results["pngs"] == ["errors.png", "pmi-1v1-AI.png", "staircase-gaussian.png"]
+    assert all((out / png).stat().st_size > 0 for png in results["pngs"])
+    assert "held-out estimates (nats)" in stdout and "on the cells bmi ran too" in stdout
 
 
 @pytest.mark.slow
