@@ -31,3 +31,16 @@ def test_your_own_networks_snippets_run_and_hold():
     )
     assert np.isfinite(float(namespace["measured"]["loss"]))
     assert int(namespace["state"].step) == 1
+
+
+@pytest.mark.slow
+def test_estimating_mi_snippet_runs_on_ten_sets_and_holds():
+    _, block = snippets("Estimating MI from samples")
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(10, 600, 2))
+    ys = xs + rng.normal(size=xs.shape)  # I = log 2 = 0.69 nats
+    namespace = {"xs": xs, "ys": ys, "x": xs[0], "y": ys[0]}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert len(namespace["results"]) == 10
+    result = namespace["result"]
+    assert 0.2 < result.estimate < 0.8 and len(result.pointwise) == result.num_heldout

@@ -4,7 +4,10 @@
 * :mod:`~factorcl_jax.estimate.estimators`: how each estimator trains its critic;
 * :mod:`~factorcl_jax.estimate.settings`: the default critic, batch and step budget;
 * :mod:`~factorcl_jax.estimate.samples`: validation, the split by unique pair, standardisation;
-* :mod:`~factorcl_jax.estimate.staircase`: the Gaussian staircase as one compiled program.
+* :mod:`~factorcl_jax.estimate.seeds`: several seeds or sample sets as one compiled program
+  (:func:`estimate_mi_seeds`);
+* :mod:`~factorcl_jax.estimate.staircase`: the Gaussian staircase as one compiled program;
+* :mod:`~factorcl_jax.estimate.classical`: the classical baselines KSG and CCA.
 """
 
 from factorcl_jax.estimate.estimators import (
