@@ -46,7 +46,8 @@ import numpy as np
 from jax import Array
 from jax.scipy.special import digamma
 
-from factorcl_jax.validation import check_float_matrix, check_int, check_real_array
+from factorcl_jax.estimate.samples import validate_samples
+from factorcl_jax.validation import check_float_matrix, check_int
 
 __all__ = [
     "KSG_METRICS",
@@ -396,17 +397,6 @@ class ClassicalMIEstimate:
         )
 
 
-def _host_samples(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = check_real_array(x, "x", ndim=2, dtype=np.float64)
-    y = check_real_array(y, "y", ndim=2, dtype=np.float64)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"`x` and `y` must have the same number of rows (paired samples), "
-            f"got {x.shape[0]} and {y.shape[0]}"
-        )
-    return x, y
-
-
 def _standardized(samples: np.ndarray) -> np.ndarray:
     """Each column to mean 0 and variance 1, in float64 (a constant column to 0, as
     scikit-learn's ``StandardScaler`` does)."""
@@ -450,7 +440,7 @@ def estimate_ksg(
       'I(X; Y) ≈ 0.5... nats (ksg, k=10, euclidean; all 2000 pairs, no held-out split)'
     """
     start = time.perf_counter()
-    x, y = _host_samples(x, y)
+    x, y = validate_samples(x, y)
     if not isinstance(standardize, bool):
         raise TypeError(f"`standardize` must be a bool, got {standardize!r}")
     block_size = _check_ksg_options(x.shape[0], k, metric, block_size)
@@ -523,7 +513,7 @@ def estimate_cca(x: Any, y: Any) -> ClassicalMIEstimate:
       'I(X; Y) ≈ 0.5... nats (cca; all 2000 pairs, no held-out split)'
     """
     start = time.perf_counter()
-    x, y = _host_samples(x, y)
+    x, y = validate_samples(x, y)
     dims = x.shape[1] + y.shape[1]
     if x.shape[0] <= dims:
         raise ValueError(

@@ -23,6 +23,8 @@ __all__ = [
 
 
 def validate_samples(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``x [N, dx]`` and ``y [N, dy]`` as finite float64 host arrays with the same number
+    of rows, or a ``ValueError`` / ``TypeError`` naming the argument."""
     # float64 until standardised: a small signal on a large offset survives the rescaling.
     x = check_real_array(x, "x", ndim=2, dtype=np.float64)
     y = check_real_array(y, "y", ndim=2, dtype=np.float64)

@@ -105,6 +105,38 @@ class LinenGaussian:
         return self.module.apply(params, x, y)
 
 
+# ------------------------------------------------- NNX and Equinox: parameters split off
+
+
+class _CriticCalls:
+    """The critic's functions of a module rebuilt from ``params`` (``self.module(params)``,
+    given by the NNX or Equinox base)."""
+
+    def embed_x(self, params: Any, x: Array) -> Array:
+        return self.module(params).embed_x(x)
+
+    def embed_y(self, params: Any, y: Array) -> Array:
+        return self.module(params).embed_y(y)
+
+    def pair(self, params: Any, u: Array, v: Array) -> Array:
+        return self.module(params).pair(u, v)
+
+
+class _EncoderCalls:
+    """An encoder's ``apply``: the module rebuilt from ``params``, called on ``x``."""
+
+    def apply(self, params: Any, x: Array, **kwargs: Any) -> Array:
+        return self.module(params)(x, **kwargs)
+
+
+class _GaussianCalls:
+    """A Gaussian model's ``predict``: the module rebuilt from ``params``, called on
+    ``(x, y)``."""
+
+    def predict(self, params: Any, x: Array, y: Array) -> tuple[Array, Array]:
+        return self.module(params)(x, y)
+
+
 # ------------------------------------------------------------------------------- NNX
 
 
@@ -137,31 +169,16 @@ class _Nnx:
         return nnx.merge(self._graph, params, self._rest)
 
 
-class NnxCritic(_Nnx):
+class NnxCritic(_CriticCalls, _Nnx):
     """An NNX critic module with ``embed_x``, ``embed_y``, ``pair`` methods."""
 
-    def embed_x(self, params: Any, x: Array) -> Array:
-        return self.module(params).embed_x(x)
 
-    def embed_y(self, params: Any, y: Array) -> Array:
-        return self.module(params).embed_y(y)
-
-    def pair(self, params: Any, u: Array, v: Array) -> Array:
-        return self.module(params).pair(u, v)
-
-
-class NnxEncoder(_Nnx):
+class NnxEncoder(_EncoderCalls, _Nnx):
     """An NNX encoder module ``module(x, **kwargs) -> [n, D]``."""
 
-    def apply(self, params: Any, x: Array, **kwargs: Any) -> Array:
-        return self.module(params)(x, **kwargs)
 
-
-class NnxGaussian(_Nnx):
+class NnxGaussian(_GaussianCalls, _Nnx):
     """An NNX module ``module(x, y) -> (mean, log_variance)``."""
-
-    def predict(self, params: Any, x: Array, y: Array) -> tuple[Array, Array]:
-        return self.module(params)(x, y)
 
 
 # ------------------------------------------------------------------------------- Equinox
@@ -199,31 +216,16 @@ class _Equinox:
         return _equinox().combine(params, self._static)
 
 
-class EquinoxCritic(_Equinox):
+class EquinoxCritic(_CriticCalls, _Equinox):
     """An Equinox critic module with ``embed_x``, ``embed_y``, ``pair`` methods."""
 
-    def embed_x(self, params: Any, x: Array) -> Array:
-        return self.module(params).embed_x(x)
 
-    def embed_y(self, params: Any, y: Array) -> Array:
-        return self.module(params).embed_y(y)
-
-    def pair(self, params: Any, u: Array, v: Array) -> Array:
-        return self.module(params).pair(u, v)
-
-
-class EquinoxEncoder(_Equinox):
+class EquinoxEncoder(_EncoderCalls, _Equinox):
     """An Equinox encoder module ``module(x, **kwargs) -> [n, D]`` (batched inputs)."""
 
-    def apply(self, params: Any, x: Array, **kwargs: Any) -> Array:
-        return self.module(params)(x, **kwargs)
 
-
-class EquinoxGaussian(_Equinox):
+class EquinoxGaussian(_GaussianCalls, _Equinox):
     """An Equinox module ``module(x, y) -> (mean, log_variance)``."""
-
-    def predict(self, params: Any, x: Array, y: Array) -> tuple[Array, Array]:
-        return self.module(params)(x, y)
 
 
 # ------------------------------------------------------------------------------- functions

@@ -47,13 +47,15 @@ import orbax.checkpoint as ocp
 
 from factorcl_jax.runs.rundir import RunDirectoryError, RunWarning
 
-__all__ = ["Checkpointer", "CheckpointsUnloadable"]
+__all__ = ["Checkpointer", "CheckpointsUnloadable", "quiet_absl"]
 
 
 @contextlib.contextmanager
-def _quiet_absl() -> Iterator[None]:
-    """Orbax logs through absl (an ERROR for every unreadable file it meets, INFO for every
-    save); a checkpoint that fails to load is reported once by this module instead."""
+def quiet_absl() -> Iterator[None]:
+    """Drops absl's log records while open. Orbax logs through absl (an ERROR for every
+    unreadable file it meets, INFO for every save); a checkpoint that fails to load is reported
+    once by this module instead, and the command's output is its own table and one-line
+    reports."""
     logger = logging.getLogger("absl")
     level = logger.level
     logger.setLevel(logging.CRITICAL + 1)
@@ -271,7 +273,7 @@ class Checkpointer:
             read_only=read_only,
             save_interval_steps=0 if read_only else 1,
         )
-        with _quiet_absl():
+        with quiet_absl():
             self.manager = ocp.CheckpointManager(
                 self.directory,
                 options=options,
@@ -289,7 +291,7 @@ class Checkpointer:
 
     def steps(self) -> list[int]:
         """Steps with a complete checkpoint directory, oldest first."""
-        with _quiet_absl():
+        with quiet_absl():
             self.manager.reload()
             return sorted(self.manager.all_steps())
 
@@ -299,7 +301,7 @@ class Checkpointer:
         ``meta`` is stored with ``step`` and the ``state_digest`` of ``state`` added.
         """
         meta = {**meta, "step": int(step), "state_digest": state_digest(state)}
-        with _quiet_absl():
+        with quiet_absl():
             self.manager.save(
                 int(step),
                 args=ocp.args.Composite(
@@ -319,7 +321,7 @@ class Checkpointer:
             return None
 
     def _meta(self, step: int) -> dict[str, Any]:
-        with _quiet_absl():
+        with quiet_absl():
             restored = self.manager.restore(
                 step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
             )
@@ -407,7 +409,7 @@ class Checkpointer:
                     f"it was written under another config ({field} {meta[field]}, expected {value})"
                 )
         try:
-            with _quiet_absl():
+            with quiet_absl():
                 saved = self.manager.item_metadata(step)["state"]
             layout = _leaf_layout(saved)
         except Exception as error:
@@ -417,7 +419,7 @@ class Checkpointer:
         difference = _layout_difference(layout, _leaf_layout(target))
         if difference is not None:
             raise _ConfigMismatch(difference)
-        with _quiet_absl():
+        with quiet_absl():
             restored = self.manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
             )
@@ -470,12 +472,12 @@ class Checkpointer:
         ]
         if self.keep_best and scored:
             keep.add(max(scored)[1])
-        with _quiet_absl():
+        with quiet_absl():
             for step in loadable:
                 if step not in keep:
                     self.manager.delete(step)
 
     def close(self) -> None:
         """Waits for pending work and releases Orbax resources."""
-        with _quiet_absl():
+        with quiet_absl():
             self.manager.close()

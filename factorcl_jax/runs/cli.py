@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import pathlib
 import signal
@@ -602,7 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_traceback = "--traceback" in before_dashes
     if show_traceback:
         argv.remove("--traceback")
-    with warnings.catch_warnings(), _terminate_as_exception(), _without_absl_logs():
+    from factorcl_jax.runs.checkpoint import quiet_absl
+
+    with warnings.catch_warnings(), _terminate_as_exception(), quiet_absl():
         from factorcl_jax.runs.rundir import RunWarning
 
         warnings.simplefilter("always", RunWarning)
@@ -617,19 +618,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             print(f"{PROG}: stopped by SIGINT", file=sys.stderr)
             return 130
-
-
-@contextlib.contextmanager
-def _without_absl_logs() -> Iterator[None]:
-    """Orbax (and other Google libraries) log through absl; the command's output is its own
-    table, progress and one-line reports, so their log lines are dropped while it runs."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextlib.contextmanager
