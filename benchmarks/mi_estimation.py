@@ -142,6 +142,7 @@ ABLATION_COLUMNS = [
     "error_change",
     "noise",
     "verdict",
+    "seconds",
 ]
 STAIRCASE_COLUMNS = [
     "task",
@@ -417,10 +418,12 @@ def run_ablation(args: argparse.Namespace, tasks: list, samples: dict) -> tuple[
     for task in tasks:
         xs = [samples[task.task_id][seed][0] for seed in seeds]
         ys = [samples[task.task_id][seed][1] for seed in seeds]
-        values = {}
+        values, seconds = {}, {}
         for name in ("default", *args.ablation):
             options = _ablation_options(name, task.x_dim, task.y_dim, args.fixed_samples)
+            start = time.perf_counter()
             results = estimate.estimate_mi_seeds(xs, ys, seeds=seeds, errors="return", **options)
+            seconds[name] = (time.perf_counter() - start) / len(seeds)
             values[name] = np.array(
                 [getattr(r, "estimate", math.nan) for r in results], dtype=np.float64
             )
@@ -439,6 +442,7 @@ def run_ablation(args: argparse.Namespace, tasks: list, samples: dict) -> tuple[
                 "noise": float(np.std(paired, ddof=1) / math.sqrt(len(seeds)))
                 if len(seeds) > 1
                 else math.nan,
+                "seconds": seconds[name],
             }
             row["verdict"] = (
                 "-"
@@ -461,6 +465,10 @@ def run_ablation(args: argparse.Namespace, tasks: list, samples: dict) -> tuple[
             **{v: sum(r["verdict"] == v for r in mine) for v in ("better", "same", "worse")},
             "worst_task": worst["task"],
             "worst_error_change": worst["error_change"],
+            "seconds_ratio": float(
+                sum(r["seconds"] for r in mine)
+                / sum(r["seconds"] for r in rows if r["change"] == "default")
+            ),
         }
     return rows, summary
 
@@ -580,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{name} ({entry['description']}): mean change of |error| "
             f"{entry['mean_error_change']:+.3f} nats; better on {entry['better']}, same on "
             f"{entry['same']}, worse on {entry['worse']} of {len(tasks)} tasks (worst: "
-            f"{entry['worst_task']}, {entry['worst_error_change']:+.3f})"
+            f"{entry['worst_task']}, {entry['worst_error_change']:+.3f}); "
+            f"{entry['seconds_ratio']:.2f}x the default's time"
         )
     counts = closer_counts(accuracy)
     if accuracy:

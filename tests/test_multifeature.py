@@ -547,18 +547,24 @@ def test_example_writes_results_json_and_png(tmp_path):
     folder = write_uci(tmp_path / "uci", views)
     example = load_example("multifeature")
     out = tmp_path / "run"
-    argv = ["--quick", "--views", "kar,mor", "--methods", "SupCon", "--directory", str(folder)]
-    results = example.main([*argv, "--out", str(out)])
+    argv = ["--quick", "--views", "kar,mor", "zer,mor", "--methods", "SupCon,FactorCL-SSL"]
+    results = example.main([*argv, "--directory", str(folder), "--out", str(out)])
     written = json.loads((out / "results.json").read_text())
-    assert written == {"pairs": results} and list(results) == ["kar,mor"]
+    assert written == {"pairs": results} and list(results) == ["kar,mor", "zer,mor"]
     rows = results["kar,mor"]["rows"]
-    assert list(rows) == ["SupCon", *example.BASELINES]
+    assert list(rows) == ["SupCon", "FactorCL-SSL", *example.BASELINES]
     for row in rows.values():
         assert set(row) == {"mean", "std", "seeds", "seconds"} and len(row["seeds"]) == 1
         assert 0.0 <= row["mean"] <= 1.0
     assert rows["raw [x1; x2]"]["mean"] > 0.9 and rows["SupCon"]["mean"] > 0.5
     information = results["kar,mor"]["mutual_information"]
     assert information["summary"].startswith("I(kar; mor) ≈") and information["estimate"] > 0
+    # MI between the learned representations of the two views, on the test part.
+    learned = information["representations"]
+    assert set(learned["SupCon"]) == {"Z1;Z2"}
+    assert set(learned["FactorCL-SSL"]) == {"S1;S2", "U1;U2"}
+    assert all(np.isfinite(v["estimate"]) for m in learned.values() for v in m.values())
     assert (out / "multifeature.png").stat().st_size > 0
     settings = json.loads((out / "settings.json").read_text())
-    assert settings["pairs"] == ["kar,mor"] and settings["methods"] == ["SupCon"]
+    assert settings["pairs"] == ["kar,mor", "zer,mor"]
+    assert settings["methods"] == ["SupCon", "FactorCL-SSL"]
