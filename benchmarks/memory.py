@@ -194,7 +194,7 @@ def worker(spec: dict) -> dict:
         separable = critics.SeparableCritic(
             hidden=(config.model.critic_hidden,),
             embed_dim=config.model.embed_dim,
-            dtype=trainer.critic.dtype,
+            dtype=trainer.critic.module.dtype,
         )
         trainer = dataclasses.replace(trainer, critic=separable)
     rng = np.random.default_rng(0)

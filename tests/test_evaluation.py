@@ -43,8 +43,9 @@ def test_fit_and_probe_reports_accuracies_history_and_times(trained):
     _, trained = trained
     assert trained.method == "FactorCL-SUP"
     assert set(trained.accuracies) == set(evaluation.REPRESENTATIONS)
-    # The label is linear in the inputs and the small encoders keep it: well above chance.
-    assert all(0.8 < accuracy <= 1.0 for accuracy in trained.accuracies.values())
+    # The label is linear in the inputs and the small encoders keep it: well above chance
+    # (0.5; 0.7 of the 80 test rows is 3.6 standard errors above it).
+    assert all(0.7 < accuracy <= 1.0 for accuracy in trained.accuracies.values())
     assert len(trained.history) == CONFIG.train.epochs * (240 // CONFIG.train.batch_size)
     assert "term/shared/infonce" in trained.history[-1]
     assert trained.train_seconds > 0 and trained.probe_seconds > 0

@@ -245,10 +245,17 @@ def inputs(n=3, seed=0):
 def test_a_masked_out_modality_cannot_change_the_fused_output():
     model, x = tiny_model(), inputs()
     params = model.init(jax.random.key(0), x)
-    views = {"only1": FusedView(None, (0,)), "only2": FusedView(None, (1,)), "all": FusedView(None)}
+    declared = {
+        "only1": FusedView(None, (0,)),
+        "only2": FusedView(None, (1,)),
+        "all": FusedView(None),
+    }
 
     def fused(x1, x2, name):
-        return fusion.view_representations(model, params, {None: [x1, x2]}, None, views, {})[name]
+        representations = views.view_representations(
+            model, params, {None: [x1, x2]}, None, declared, {}
+        )
+        return representations[name]
 
     for name, dead, live in (("only1", 1, 0), ("only2", 0, 1)):
         jacobians = jax.jacrev(fused, argnums=(0, 1))(*x, name)
@@ -280,14 +287,12 @@ def test_random_token_masks_keep_the_same_number_of_tokens_per_modality():
 def test_randomly_masked_tokens_get_no_gradient():
     model, x = tiny_model(tokens_per_modality=4), inputs()
     params = model.init(jax.random.key(0), x)
-    _, tokens = model.apply(params, x, method=fusion.FusionModel.tokens)
+    _, tokens = model.tokens(params, x)
     view = FusedView(0, mask_ratio=0.75, draws=1)
     _, replace = views.token_masks(view, 3, 2, 4, jax.random.uniform(jax.random.key(2), (3, 1, 8)))
 
     def projected(tokens):
-        return model.apply(
-            params, tokens, None, replace, method=fusion.FusionModel.fuse_and_project
-        )
+        return model.fuse_and_project(params, tokens, None, replace)
 
     jacobian = np.asarray(jax.jacrev(projected)(tokens))  # [3, 4, 3, 8, 8]
     per_token = np.abs(jacobian).sum(axis=(0, 1, 4))  # [3 rows, 8 tokens]
@@ -336,7 +341,7 @@ def test_the_trainer_computes_the_declared_views_and_probes_the_fused_representa
     data = tiny_data(16)
     trainer = tiny_trainer("InfMasking")
     state = trainer.init(jax.random.key(0), data)
-    batch_views = views.batch_views(trainer, state.params["model"], data, jax.random.key(1))
+    batch_views = trainer.views(state.params["model"], data, jax.random.key(1))
     shapes = {name: z.shape for name, z in batch_views.representations.items()}
     embed_dim = TINY.model.embed_dim
     assert shapes == {

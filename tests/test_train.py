@@ -137,24 +137,29 @@ def test_main_step_leaves_club_critics_to_their_own_update():
 
 
 @pytest.mark.slow
-def test_label_scores_equal_scoring_every_one_hot_column():
+@pytest.mark.parametrize("bound", ["infonce", "nce_club"])
+def test_label_terms_from_class_scores_equal_scoring_every_one_hot_column(bound):
     data = tiny_data(num_rows=16)
     trainer = tiny_trainer("FactorCL-SUP", num_classes=3)
     state = trainer.init(jax.random.key(4), data)
     critic_params = state.params["critics"]["unique1/infonce_target"]
     rows = jax.random.normal(jax.random.key(5), (16, 8))
     labels = jnp.asarray([0, 2, 1, 1] * 4)
+    plan = scoring.MemoryPlan()
 
     def both(critic_params, rows):
-        gathered = scoring.label_scores(trainer, critic_params, rows, labels)
-        explicit = scoring.pair_scores(trainer, critic_params, rows, jax.nn.one_hot(labels, 3))
+        gathered = scoring.label_term_bound(
+            bound, trainer.critic, critic_params, rows, labels, labels, 3, plan
+        )
+        explicit = scoring.term_bound(
+            bound, trainer.critic, critic_params, rows, jax.nn.one_hot(labels, 3), plan
+        )
         return gathered, explicit
 
     gathered, explicit = both(critic_params, rows)
-    chex.assert_shape(gathered, (16, 16))
     chex.assert_trees_all_close(gathered, explicit, rtol=1e-5, atol=1e-6)
     grads = [
-        jax.grad(lambda p, r, k=k: jnp.sum(jnp.sin(both(p, r)[k])), argnums=(0, 1))(
+        jax.grad(lambda p, r, k=k: jnp.sin(both(p, r)[k][0]), argnums=(0, 1))(
             critic_params, rows
         )
         for k in (0, 1)
@@ -184,7 +189,8 @@ def test_step_is_deterministic_and_donates_its_state():
     b, mb = trainer.jit_step(second, data)
     chex.assert_trees_all_equal(a.params, b.params)
     chex.assert_trees_all_equal(ma, mb)
-    assert first.params["model"]["params"]["encoders_0"]["MLP_0"]["dense_0"]["kernel"].is_deleted()
+    kernel = first.params["model"]["encoders"][0]["params"]["MLP_0"]["dense_0"]["kernel"]
+    assert kernel.is_deleted()
 
 
 def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
@@ -342,7 +348,7 @@ def test_a_tiled_step_equals_the_dense_step(method):
         club_optimizer=optax.sgd(0.1),
     )
     tiled = dataclasses.replace(dense, block_size=16, column_block=6)
-    assert tiled.tiled and not dense.tiled
+    assert tiled.memory.tiled and not dense.memory.tiled
     results = [
         jax.device_get(trainer.jit_step(trainer.init(jax.random.key(0), data), data))
         for trainer in (dense, tiled)
@@ -366,13 +372,12 @@ def test_init_reads_only_shapes_and_equals_an_init_on_the_whole_batch(method):
     state = trainer.init(jax.random.key(3), data)
     # The same parameters as flax's init on every row, with every critic scoring all pairs.
     model_key, critic_key, rng = jax.random.split(jax.random.key(3), 3)
-    inputs = [data["x1"], data["x2"]]
-    model_params = trainer.model.init(model_key, inputs)
-    batch_views = views.batch_views(trainer, model_params, data, rng)
+    model_params = trainer.model.init(model_key, *views.batch_inputs(data))
+    batch_views = trainer.views(model_params, data, rng)
     score_all_pairs = lambda critic, x, y: critic.pair(critic.embed_x(x), critic.embed_y(y))
     for index, term in enumerate(trainer.method.terms):
         left, right = objectives.term_inputs(trainer.method, term, batch_views)
-        expected = trainer.critic.init(
+        expected = trainer.critic.module.init(
             jax.random.fold_in(critic_key, index), left, right, method=score_all_pairs
         )
         group = state.club_params if term.bound == "nce_club" else state.params["critics"]
@@ -410,9 +415,8 @@ def test_a_bfloat16_step_stays_within_tolerance_of_float32(tiles):
         assert {leaf.dtype for leaf in floats} == {jnp.dtype(jnp.float32)}
         assert all(value.dtype == jnp.float32 for value in measured[dtype].values())
     bf16 = tiny_trainer("FactorCL-SSL", memory={"compute_dtype": "bfloat16"})
-    hidden = bf16.model.apply(
-        state.params["model"], [data["x1"], data["x2"]], method=lambda m, x: m.encoders[0](x[0])
-    )
+    encoder_params = state.params["model"]["encoders"][0]
+    hidden = bf16.model.encoders[0].apply(encoder_params, data["x1"])
     assert hidden.dtype == jnp.bfloat16  # the matmuls do run in bfloat16
     for name, value in measured["float32"].items():
         if name.startswith(("term/", "club_critic/")) or name == "loss":
