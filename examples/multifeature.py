@@ -52,6 +52,7 @@ form here takes under a second.
 
 Usage: python examples/multifeature.py [--views fou,pix [kar,mor ...] | --pairs all] [--quick]
            [--seeds N] [--epochs E] [--methods A,B] [--directory DIR] [--no-mi] [--out DIR]
+       python examples/multifeature.py --nutrimouse [--epochs E] [--directory DIR] [--out DIR]
 
 Writes ``DIR/results.json`` ``{"pairs": {"fou,pix": {"rows": {row: {"mean", "std", "seeds",
 "seconds"}}, "mutual_information": {..., "representations": {method: {"S1;S2": {"estimate",
@@ -181,7 +182,9 @@ def random_fourier_features(
     return (train_f - mean) / std, (test_f - mean) / std
 
 
-def cca_accuracy(train: dict, test: dict, *, kernel: bool, seed: int) -> float:
+def cca_accuracy(
+    train: dict, test: dict, *, kernel: bool, seed: int, num_classes: int = NUM_CLASSES
+) -> float:
     """Probe accuracy on ``[x1 A, x2 B]``, the canonical components of both views (of their
     random Fourier features with ``kernel``)."""
     x1, x2 = (train[key].astype(np.float64) for key in ("x1", "x2"))
@@ -199,14 +202,17 @@ def cca_accuracy(train: dict, test: dict, *, kernel: bool, seed: int) -> float:
     return evaluation.raw_input_accuracy(
         {"x1": x1 @ a, "x2": x2 @ b, "y": train["y"]},
         {"x1": t1 @ a, "x2": t2 @ b, "y": test["y"]},
-        num_classes=NUM_CLASSES,
+        num_classes=num_classes,
     )
 
 
-def baseline_accuracy(name: str, train: dict, test: dict, seed: int) -> float:
+def baseline_accuracy(
+    name: str, train: dict, test: dict, seed: int, num_classes: int = NUM_CLASSES
+) -> float:
     if name in RAW:
-        return evaluation.raw_input_accuracy(train, test, keys=RAW[name], num_classes=NUM_CLASSES)
-    return cca_accuracy(train, test, kernel=name == "kernel CCA", seed=seed)
+        return evaluation.raw_input_accuracy(train, test, keys=RAW[name], num_classes=num_classes)
+    kernel = name == "kernel CCA"
+    return cca_accuracy(train, test, kernel=kernel, seed=seed, num_classes=num_classes)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -330,6 +336,53 @@ def run(
     }
 
 
+NUTRIMOUSE_ROWS = ("SimCLR", "FactorCL-SSL", "raw [x1; x2]", "CCA")
+NUTRIMOUSE = replace(MULTIFEATURE, train={"epochs": 100, "batch_size": 16})
+"""Nutrimouse's 32 training mice per fold: batches of 16, 100 epochs (200 steps)."""
+
+
+def run_nutrimouse(directory: str | None, config: RunConfig, folds: int = 5) -> dict:
+    """Diet and genotype of the 40 Nutrimouse mice (views ``gene``, ``lipid``) by stratified
+    ``folds``-fold cross-validation: ``{target: {row: {"mean", "std", "folds"}}}`` for
+    SimCLR, FactorCL-SSL, the raw features of both views and linear CCA."""
+    from factorcl_jax.data.multifeature import load_nutrimouse
+
+    found = {}
+    for target in ("genotype", "diet"):
+        dataset = load_nutrimouse(directory, target=target)
+        trainers = {
+            method: build_trainer(config, method, num_classes=dataset.num_classes)
+            for method in NUTRIMOUSE_ROWS
+            if method not in BASELINES
+        }
+        accuracies = {row: [] for row in NUTRIMOUSE_ROWS}
+        for fold, split in enumerate(dataset.folds(folds, seed=0)):
+            data = split.pair()
+            seeded = replace(config, train={"seed": fold})
+            for row in NUTRIMOUSE_ROWS:
+                if row in BASELINES:
+                    accuracy = baseline_accuracy(
+                        row, data.train, data.test, fold, num_classes=dataset.num_classes
+                    )
+                else:
+                    result = evaluation.fit_and_probe(
+                        trainers[row],
+                        data.train,
+                        data.test,
+                        seeded,
+                        num_classes=dataset.num_classes,
+                        progress=False,
+                    )
+                    accuracy = result.accuracies[config.probe.representation]
+                accuracies[row].append(accuracy)
+                print(f"nutrimouse {target:<8} fold {fold}  {row:<14} accuracy {accuracy:.3f}")
+        found[target] = {
+            row: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v}
+            for row, v in accuracies.items()
+        }
+    return found
+
+
 def plot(results: dict[str, dict], path) -> None:
     """One pair: bars of mean test accuracy with one-std error bars. Several: a table of mean
     accuracies (rows: methods and baselines; columns: pairs)."""
@@ -395,8 +448,28 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--directory", default=None, help="folder of mfeat-* files")
     parser.add_argument("--no-mi", action="store_true", help="skip the estimate_mi line")
+    parser.add_argument(
+        "--nutrimouse",
+        action="store_true",
+        help="instead: Nutrimouse's diet and genotype by 5-fold cross-validation",
+    )
     parser.add_argument("--out", default=None, help="run directory (default: runs/multifeature-*)")
     args = parser.parse_args(argv)
+    if args.nutrimouse:
+        out = make_run_dir(args.out, "nutrimouse")
+        config = NUTRIMOUSE if args.epochs is None else replace(
+            NUTRIMOUSE, train={"epochs": args.epochs}
+        )
+        found = run_nutrimouse(args.directory, config, folds=5)
+        for target, rows in found.items():
+            table = [
+                {"row": r, "accuracy (%)": f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"}
+                for r, v in rows.items()
+            ]
+            print(f"\nnutrimouse, {target} (5 folds)")
+            print(format_table(table, ["row", "accuracy (%)"]))
+        write_json(out / "results.json", {"nutrimouse": found})
+        return found
     pairs = _pairs(args)
     config = QUICK if args.quick else MULTIFEATURE
     if args.epochs is not None:

