@@ -156,6 +156,23 @@ def test_estimate_from_npz_and_csv_files(tmp_path):
     assert "2-fold" in result.stdout and "infonce" in result.stdout
 
 
+@pytest.mark.slow
+def test_estimate_with_ranks_is_unchanged_by_increasing_maps_of_the_features(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 2))
+    y = x + rng.normal(size=(600, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "warped.npy", np.exp(x))
+    runs = [
+        cli("estimate", tmp_path / name, tmp_path / "y.npy", "--steps", 200, "--ranks")
+        for name in ("x.npy", "warped.npy")
+    ]
+    assert runs[0].stdout.splitlines()[0] == runs[1].stdout.splitlines()[0]
+    plain = cli("estimate", tmp_path / "warped.npy", tmp_path / "y.npy", "--steps", 200)
+    assert plain.stdout.splitlines()[0] != runs[0].stdout.splitlines()[0]
+
+
 def test_bench_outside_a_source_checkout_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
     """A wheel install has no benchmarks/ next to the package: one line says where they are."""
     monkeypatch.setattr(cli_module, "__file__", str(tmp_path / "site" / "factorcl_jax" / "cli.py"))
