@@ -51,14 +51,20 @@ winner of each kind, training seconds and the wall time) and ``DIR/interactions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from factorcl_jax import evaluation, objectives
+from factorcl_jax import objectives
 from factorcl_jax.config import PRESETS, RunConfig, flatten, replace, to_dict
 from factorcl_jax.data.synthetic import (
     LABEL_KINDS,
+    LATENT_VARIANCE,
+    SyntheticData,
     interaction_labels,
     make_synthetic,
     train_test_split,
@@ -72,6 +78,12 @@ from factorcl_jax.training.builder import build_trainer
 
 METHODS = ("SimCLR", "FactorCL-SSL", "CoMM", "InfMasking", "SupCon", "FactorCL-SUP")
 RAW = {"raw x1": ("x1",), "raw x2": ("x2",), "raw [x1; x2]": ("x1", "x2")}
+BIASED = "biased synergistic"
+KINDS = (*LABEL_KINDS, BIASED)
+"""The labels of the table: the three of ``interaction_labels`` (``"synergistic"`` is the XOR,
+the control) and the relation label probed after pretraining on biased pairs."""
+RELATION_BINS = 4
+"""``K``: quantile bins of each linked coordinate (the relation label holds for ``1 / K``)."""
 
 
 INTERACTIONS = replace(
@@ -99,63 +111,172 @@ QUICK = replace(
 """``--quick``: :data:`INTERACTIONS` on 2000 samples with small networks for 2 epochs."""
 
 
-def train_and_embed(trainer, train_data, test_data, config) -> tuple[list, float]:
-    """Trains a fresh state; returns the probed representation of both splits and seconds."""
-    start = time.perf_counter()
-    state = evaluation.fit_and_probe(trainer, train_data, test_data, config, progress=False).state
-    representation = config.probe.representation
-    features = [
-        loop.embed_dataset(trainer, state.params, split)[representation]
-        for split in (train_data, test_data)
-    ]
-    return features, time.perf_counter() - start
+# ------------------------------------------------------------------- the biased relation
 
 
-def probe_accuracy(features, labels) -> float:
-    """Linear-probe test accuracy of ``features = (train, test)`` for ``labels`` alike."""
-    return probe.linear_probe_accuracy(
-        features[0], labels[0], features[1], labels[1], num_classes=2
+def relation_permutation(seed: int, bins: int = RELATION_BINS) -> np.ndarray:
+    """``pi``: the seeded random permutation of ``bins`` bins linking modality 1's first unique
+    coordinate to modality 2's (bin ``b`` of ``z_1[0]`` goes with bin ``pi[b]`` of ``z_2[0]``)."""
+    if not isinstance(bins, int) or bins < 2:
+        raise ValueError(f"`bins` must be an int >= 2, got {bins!r}")
+    return np.random.default_rng([seed, bins]).permutation(bins)
+
+
+def coordinate_bins(z: np.ndarray, bins: int) -> np.ndarray:
+    """``[N]`` int bins of latent values ``z [N]``: equal-probability bins of ``N(0, 0.5)``
+    (bin ``b`` is ``[q_b, q_{b+1})`` with ``q_b`` its ``b / bins`` quantile)."""
+    spread = statistics.NormalDist(0.0, LATENT_VARIANCE**0.5)
+    edges = [spread.inv_cdf(b / bins) for b in range(1, bins)]
+    return np.searchsorted(np.asarray(edges, np.float32), z, side="right")
+
+
+def relation_labels(data: SyntheticData, permutation: np.ndarray) -> np.ndarray:
+    """``[N]`` int32 ``1[bin(z_2[0]) == pi[bin(z_1[0])]]``: whether the relation holds.
+
+    On uniformly drawn samples ``z_1[0]`` and ``z_2[0]`` are independent, so the label holds
+    for ``1 / K`` of them and neither modality alone says anything about it.
+    """
+    bins = len(permutation)
+    first = coordinate_bins(data.latents["1"][:, 0], bins)
+    second = coordinate_bins(data.latents["2"][:, 0], bins)
+    return (second == permutation[first]).astype(np.int32)
+
+
+def biased_pairs(data: SyntheticData, permutation: np.ndarray, seed: int) -> SyntheticData:
+    """``data`` with ``z_2[0]`` redrawn so that the relation holds for every sample.
+
+    ``z_2[0]`` is drawn from ``N(0, 0.5)`` conditioned on bin ``pi[bin(z_1[0])]`` (rejection
+    sampling) and modality 2 recomputed, ``x_2 = [z_12; z_2] W_2``; the shared block, modality
+    1 and the other coordinates are untouched. These are the self-supervised pairs of the
+    biased experiment, like Trifeatures' pairs with ``color_2 == pi(texture_1)``.
+    """
+    if list(data.feature_dims) != ["12", "1", "2"]:
+        raise ValueError(f"need the blocks '12', '1', '2', got {list(data.feature_dims)}")
+    bins = len(permutation)
+    target = permutation[coordinate_bins(data.latents["1"][:, 0], bins)]
+    rng = np.random.default_rng([seed, bins, 1])
+    linked = np.empty(len(data), np.float32)
+    todo = np.arange(len(data))
+    while todo.size:
+        draws = rng.normal(0.0, LATENT_VARIANCE**0.5, todo.size).astype(np.float32)
+        accepted = coordinate_bins(draws, bins) == target[todo]
+        linked[todo[accepted]] = draws[accepted]
+        todo = todo[~accepted]
+    unique2 = data.latents["2"].copy()
+    unique2[:, 0] = linked
+    x2 = np.concatenate([data.latents["12"], unique2], axis=1) @ data.projections[1]
+    return dataclasses.replace(
+        data,
+        modalities=(data.x1, x2.astype(np.float32), *data.modalities[2:]),
+        latents={**data.latents, "2": unique2},
     )
 
 
-def run(methods: tuple[str, ...], config: RunConfig, seeds: int) -> tuple[dict, dict]:
-    """``({row: {kind: [accuracy per seed]}}, {method: [training seconds]})``."""
+# ------------------------------------------------------------------ training and probing
+
+
+def train_and_embed(trainer, pretraining: dict, splits: list[dict], config) -> tuple[list, float]:
+    """Trains a fresh state on ``pretraining``; returns the probed representation of
+    ``splits`` (``[train, test]``) and the training seconds."""
+    start = time.perf_counter()
+    settings = config.train
+    first = {key: value[: settings.batch_size] for key, value in pretraining.items()}
+    state = trainer.jit_init(jax.random.key(settings.seed), first)
+    state, _ = loop.fit(
+        trainer,
+        state,
+        pretraining,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        progress=False,
+    )
+    state = jax.block_until_ready(state)
+    elapsed = time.perf_counter() - start
+    representation = config.probe.representation
+    features = [loop.embed_dataset(trainer, state.params, s)[representation] for s in splits]
+    return features, elapsed
+
+
+def probe_accuracy(features, labels) -> float:
+    """Balanced test accuracy of a linear probe on ``features = (train [N, D], test [M, D])``
+    for ``labels = (train [N], test [M])``.
+
+    A test row gets ``argmax_c (logit_c - log pi_c)``, ``pi_c`` the training frequency of class
+    ``c`` (the Bayes decision for balanced accuracy); the score is the mean of both classes'
+    recall, so answering the majority class scores 50% however rare the other one is.
+    """
+    fitted = probe.fit_linear_probe(features[0], labels[0], num_classes=2)
+    logits = np.asarray(probe.probe_logits(fitted, jnp.asarray(features[1], jnp.float32)))
+    frequency = np.bincount(labels[0], minlength=2) / len(labels[0])
+    with np.errstate(divide="ignore"):
+        predicted = np.argmax(np.where(frequency > 0, logits - np.log(frequency), -np.inf), 1)
+    test = labels[1]
+    return float(np.mean([np.mean(predicted[test == c] == c) for c in np.unique(test)]))
+
+
+def seed_data(config: RunConfig, seed: int) -> tuple[dict, list[dict], dict]:
+    """Seed ``seed``'s ``(labels, unbiased splits, biased pretraining split)``: ``labels`` is
+    ``{kind: (train [N], test [M])}``, the splits ``{"x1", "x2"}`` dicts."""
+    train_split, test_split = train_test_split(
+        make_synthetic(config.data.num_samples, seed=seed), seed=seed
+    )
+    permutation = relation_permutation(seed)
+    splits = (train_split, test_split)
+    labels = {kind: tuple(interaction_labels(s, kind) for s in splits) for kind in LABEL_KINDS}
+    labels[BIASED] = tuple(relation_labels(s, permutation) for s in splits)
+    biased = biased_pairs(train_split, permutation, seed)
+    inputs = [{"x1": s.x1, "x2": s.x2} for s in splits]
+    return labels, inputs, {"x1": biased.x1, "x2": biased.x2}
+
+
+def model_runs(trainer) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """``(pretraining pairs, kind trained on, kinds probed)`` per model of a method: a
+    supervised method trains one model per kind on the unbiased split (the biased split's
+    relation label is constant); a self-supervised one a model on the unbiased split, probed
+    on the three kinds of ``interaction_labels`` and the relation label, and one on the
+    biased split, probed on the relation label."""
+    if trainer.method.supervised:
+        return [("unbiased", kind, (kind,)) for kind in KINDS]
+    return [("unbiased", None, (*LABEL_KINDS, BIASED)), ("biased", None, (BIASED,))]
+
+
+def run(methods: tuple[str, ...], config: RunConfig, seeds: int) -> tuple[dict, dict, dict]:
+    """``({row: {kind: [accuracy per seed]}}, {method: [training seconds]}, {method: [relation
+    accuracy after unbiased pretraining]})``."""
     trainers = {method: build_trainer(config, method) for method in methods}  # compiled once
-    accuracies = {row: {kind: [] for kind in LABEL_KINDS} for row in (*methods, *RAW)}
+    accuracies = {row: {kind: [] for kind in KINDS} for row in (*methods, *RAW)}
     seconds: dict[str, list[float]] = {method: [] for method in methods}
+    unbiased_relation: dict[str, list[float]] = {
+        m: [] for m in methods if not objectives.METHODS[m].supervised
+    }
     for seed in range(seeds):
         seeded = replace(config, train={"seed": seed})
-        train_split, test_split = train_test_split(
-            make_synthetic(config.data.num_samples, seed=seed), seed=seed
-        )
-        labels = {
-            kind: (interaction_labels(train_split, kind), interaction_labels(test_split, kind))
-            for kind in LABEL_KINDS
-        }
-        inputs = [{"x1": split.x1, "x2": split.x2} for split in (train_split, test_split)]
+        labels, inputs, biased = seed_data(config, seed)
         for row, views in RAW.items():
             features = [np.concatenate([split[v] for v in views], axis=1) for split in inputs]
-            for kind in LABEL_KINDS:
+            for kind in KINDS:
                 accuracies[row][kind].append(probe_accuracy(features, labels[kind]))
         for method in methods:
             trainer = trainers[method]
-            # A supervised method learns from one label: one model per label kind.
-            kinds = LABEL_KINDS if trainer.method.supervised else (None,)
-            for trained_on in kinds:
-                splits = [
-                    {**data, "y": labels[trained_on or "redundant"][index]}
-                    for index, data in enumerate(inputs)
-                ]
-                features, elapsed = train_and_embed(trainer, *splits, seeded)
+            for pairs, trained_on, kinds in model_runs(trainer):
+                pretraining = {**(inputs[0] if pairs == "unbiased" else biased)}
+                pretraining["y"] = labels[trained_on or "redundant"][0]  # SSL: y unused
+                features, elapsed = train_and_embed(trainer, pretraining, inputs, seeded)
                 seconds[method].append(elapsed)
-                for kind in LABEL_KINDS if trained_on is None else (trained_on,):
+                for kind in kinds:
                     accuracy = probe_accuracy(features, labels[kind])
-                    accuracies[method][kind].append(accuracy)
+                    if kind == BIASED and pairs == "unbiased" and trained_on is None:
+                        unbiased_relation[method].append(accuracy)
+                        kind_shown = "relation, unbiased pretraining"
+                    else:
+                        accuracies[method][kind].append(accuracy)
+                        kind_shown = kind
                     print(
-                        f"seed {seed}  {method:<13} {kind:<12} accuracy {accuracy:.4f}  "
-                        f"(trained in {elapsed:.1f} s)"
+                        f"seed {seed}  {method:<13} {pairs:<9} {kind_shown:<30} accuracy "
+                        f"{accuracy:.4f}  (trained in {elapsed:.1f} s)"
                     )
-    return accuracies, seconds
+    return accuracies, seconds, unbiased_relation
 
 
 def summarise(accuracies: dict) -> dict:
@@ -183,20 +304,22 @@ def plot(results: dict, path) -> None:
     figure, axis = plt.subplots(figsize=(10, 4))
     for index, row in enumerate(rows):
         color = next(greys) if row in RAW else colors(index)
-        positions = np.arange(len(LABEL_KINDS)) + (index - (len(rows) - 1) / 2) * width
+        positions = np.arange(len(KINDS)) + (index - (len(rows) - 1) / 2) * width
         axis.bar(
             positions,
-            [100 * results[row][kind]["mean"] for kind in LABEL_KINDS],
+            [100 * results[row][kind]["mean"] for kind in KINDS],
             width,
-            yerr=[100 * results[row][kind]["std"] for kind in LABEL_KINDS],
+            yerr=[100 * results[row][kind]["std"] for kind in KINDS],
             color=color,
             capsize=2,
             label=row,
         )
     axis.axhline(50, color="black", linewidth=0.8, linestyle=":")
-    axis.set_xticks(np.arange(len(LABEL_KINDS)), LABEL_KINDS)
+    axis.set_xticks(
+        np.arange(len(KINDS)), ["redundant", "unique", "synergistic\n(XOR, control)", BIASED]
+    )
     axis.set_ylim(40, 100)
-    axis.set_ylabel("linear-probe test accuracy (%)")
+    axis.set_ylabel("linear-probe balanced test accuracy (%)")
     axis.set_title("Redundant, unique and synergistic labels: mean ± std over seeds")
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
@@ -209,28 +332,44 @@ def percent(summary: dict) -> str:
     return f"{100 * summary['mean']:.1f} ± {100 * summary['std']:.1f}"
 
 
-def findings(results: dict, methods: tuple[str, ...]) -> list[str]:
-    """The comparisons the experiment is about, as measured (either way)."""
+def chance_spread(config: RunConfig, kind: str, seeds: int) -> float:
+    """Standard error of the seeds' mean balanced accuracy of a classifier that ignores its
+    input: ``sqrt(1 / n_1 + 1 / n_0) / 4 / sqrt(seeds)`` at most, for ``n_1`` / ``n_0`` test
+    rows of each class (``1 / K`` of them hold the relation label)."""
+    rows = round(config.data.num_samples * 0.2)  # train_test_split's default test fraction
+    share = 1 / RELATION_BINS if kind == BIASED else 0.5
+    return float(np.sqrt(1 / (rows * share) + 1 / (rows * (1 - share))) / 4 / np.sqrt(seeds))
+
+
+def findings(
+    results: dict, unbiased_relation: dict, methods: tuple[str, ...], spread: dict
+) -> list[str]:
+    """The comparisons the experiment is about, as measured (either way); ``spread`` holds
+    :func:`chance_spread` per kind."""
 
     def score(method: str, kind: str) -> str:
         return f"{method} {percent(results[method][kind])}"
 
+    def above_chance(entry: dict, kind: str) -> bool:
+        return entry["mean"] - 0.5 > max(2 * entry["std"], 2 * spread[kind], 0.02)
+
     lines = []
-    for kind in LABEL_KINDS:
+    for kind in KINDS:
         ranked = sorted(methods, key=lambda m: -results[m][kind]["mean"])
         line = f"{kind}: best {score(ranked[0], kind)}"
         if len(ranked) > 1:
             line += f"; then {score(ranked[1], kind)}"
-        best = results[ranked[0]][kind]
-        if best["mean"] - 0.5 < max(2 * best["std"], 0.02):
+        if not above_chance(results[ranked[0]][kind], kind):
             line += " (no method distinguishable from chance, 50%)"
         lines.append(line)
     pairs = [
         ("unique", "FactorCL-SSL", "SimCLR"),
         ("unique", "FactorCL-SUP", "SupCon"),
         ("synergistic", "CoMM", "FactorCL-SSL"),
-        ("synergistic", "InfMasking", "FactorCL-SSL"),
         ("synergistic", "InfMasking", "CoMM"),
+        (BIASED, "CoMM", "FactorCL-SSL"),
+        (BIASED, "CoMM", "SimCLR"),
+        (BIASED, "InfMasking", "CoMM"),
     ]
     for kind, better, baseline in pairs:
         if better in methods and baseline in methods:
@@ -239,6 +378,11 @@ def findings(results: dict, methods: tuple[str, ...]) -> list[str]:
                 f"{kind}: {better} - {baseline} = {100 * gap:+.1f} points "
                 f"({score(better, kind)} vs {score(baseline, kind)})"
             )
+    for method, entry in unbiased_relation.items():
+        lines.append(
+            f"relation label of {method}: {percent(results[method][BIASED])} after biased "
+            f"pretraining, {percent(entry)} after unbiased pretraining (no dependency)"
+        )
     return lines
 
 
@@ -269,39 +413,45 @@ def main(argv: list[str] | None = None) -> dict:
     out = make_run_dir(args.out, "interactions")
     print(f"{seeds} seed(s); config: {flatten(config)}")
     start = time.perf_counter()
-    accuracies, seconds = run(methods, config, seeds)
+    accuracies, seconds, unbiased_relation = run(methods, config, seeds)
     wall_seconds = time.perf_counter() - start
     results = summarise(accuracies)
+    relation = summarise({"relation": unbiased_relation})["relation"]
     supervised = [m for m in methods if objectives.METHODS[m].supervised]
     rows = [
         {
             "method": row,
-            "trained": "-" if row in RAW else "per kind" if row in supervised else "once/seed",
-            **{kind: percent(results[row][kind]) for kind in LABEL_KINDS},
+            "trained": "-" if row in RAW else "per kind" if row in supervised else "twice/seed",
+            **{kind: percent(results[row][kind]) for kind in KINDS},
             "s / model": float(np.mean(seconds[row])) if row in seconds else None,
         }
         for row in results
     ]
-    print(format_table(rows, ["method", "trained", *LABEL_KINDS, "s / model"]))
-    print("linear-probe test accuracy (%), mean ± std over seeds")
+    print(format_table(rows, ["method", "trained", *KINDS, "s / model"]))
+    print("linear-probe balanced test accuracy (%), mean ± std over seeds")
     print(
-        "self-supervised methods are trained once per seed (no label) and probed on every "
-        "label kind; supervised ones are trained per seed and label kind"
+        "self-supervised methods are trained twice per seed (no label): on the unbiased split, "
+        f"probed on {list(LABEL_KINDS)}, and on the biased split, probed on {BIASED!r}; "
+        "supervised ones are trained per seed and label kind on the unbiased split"
     )
-    lines = findings(results, methods)
+    spread = {kind: chance_spread(config, kind, seeds) for kind in KINDS}
+    lines = findings(results, relation, methods, spread)
     print("\n".join(lines))
     print(f"wall time {wall_seconds:.0f} s")
     payload = {
         "config": to_dict(config),
         "seeds": seeds,
         "methods": list(methods),
-        "label_kinds": list(LABEL_KINDS),
-        "trained_once_per_seed": [m for m in methods if m not in supervised],
+        "label_kinds": list(KINDS),
+        "relation_bins": RELATION_BINS,
+        "metric": "balanced accuracy of a prior-corrected linear probe",
+        "trained_per_split": [m for m in methods if m not in supervised],
         "trained_per_label_kind": supervised,
         "results": results,
+        "relation_after_unbiased_pretraining": relation,
+        "chance_spread": spread,
         "winners": {
-            kind: max(methods, key=lambda m, kind=kind: results[m][kind]["mean"])
-            for kind in LABEL_KINDS
+            kind: max(methods, key=lambda m, kind=kind: results[m][kind]["mean"]) for kind in KINDS
         },
         "findings": lines,
         "train_seconds": {m: float(np.mean(v)) for m, v in seconds.items()},
