@@ -79,7 +79,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from factorcl_jax import objectives
@@ -229,13 +228,9 @@ def probe_accuracy(features, labels) -> float:
     ``c`` (the Bayes decision for balanced accuracy); the score is the mean of both classes'
     recall, so answering the majority class scores 50% however rare the other one is.
     """
-    fitted = probe.fit_linear_probe(features[0], labels[0], num_classes=2)
-    logits = np.asarray(probe.probe_logits(fitted, jnp.asarray(features[1], jnp.float32)))
-    frequency = np.bincount(labels[0], minlength=2) / len(labels[0])
-    with np.errstate(divide="ignore"):
-        predicted = np.argmax(np.where(frequency > 0, logits - np.log(frequency), -np.inf), 1)
-    test = labels[1]
-    return float(np.mean([np.mean(predicted[test == c] == c) for c in np.unique(test)]))
+    return probe.balanced_probe_accuracy(
+        features[0], labels[0], features[1], labels[1], num_classes=2
+    )
 
 
 def seed_data(config: RunConfig, seed: int) -> tuple[dict, list[dict], dict]:

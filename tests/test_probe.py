@@ -160,3 +160,69 @@ Y = np.array([0, 1, 0, 1, 0, 1], np.int32)
 def test_bad_inputs_raise(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def _rare_positives(seed, num_rows, shift):
+    """Two classes, about 8% positives, one feature shifted by ``shift`` for positives."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.uniform(size=num_rows) < 0.08).astype(np.int32)
+    features = rng.normal(size=(num_rows, 3)).astype(np.float32)
+    features[:, 0] += shift * labels
+    return features, labels
+
+
+def test_balanced_accuracy_corrects_for_the_class_prior_where_plain_accuracy_cannot():
+    train_x, train_y = _rare_positives(0, 2000, 1.5)
+    test_x, test_y = _rare_positives(1, 2000, 1.5)
+    plain_predictions = linear_probe.probe_predict(
+        linear_probe.fit_linear_probe(train_x, train_y, num_classes=2), test_x
+    )
+    plain_recalls = [np.mean(np.asarray(plain_predictions)[test_y == c] == c) for c in (0, 1)]
+    balanced = linear_probe.balanced_probe_accuracy(train_x, train_y, test_x, test_y, num_classes=2)
+    # Uncorrected argmax calls nearly every row negative; the prior correction recovers the
+    # positives, and the score is the mean recall of both classes (Bayes rate ~0.77 here).
+    assert plain_recalls[1] < 0.3
+    assert balanced > np.mean(plain_recalls) + 0.1
+    assert 0.7 < balanced < 0.85
+
+
+def test_balanced_accuracy_does_not_depend_on_how_many_rows_each_test_class_has():
+    train_x, train_y = _rare_positives(2, 2000, 2.0)
+    test_x, test_y = _rare_positives(3, 600, 2.0)
+    positives = test_y == 1
+    repeated_x = np.concatenate([test_x] + [test_x[positives]] * 5)
+    repeated_y = np.concatenate([test_y] + [test_y[positives]] * 5)
+    scores = [
+        linear_probe.balanced_probe_accuracy(train_x, train_y, x, y, num_classes=2)
+        for x, y in ((test_x, test_y), (repeated_x, repeated_y))
+    ]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-12)
+
+
+def test_balanced_accuracy_refuses_test_labels_beyond_the_classes():
+    train_x, train_y = _rare_positives(4, 200, 1.0)
+    with pytest.raises(ValueError, match=r"`test_labels` must lie in \[0, 1\]"):
+        linear_probe.balanced_probe_accuracy(train_x, train_y, train_x, train_y + 1, num_classes=2)
+
+
+def test_balanced_accuracy_of_features_that_say_nothing_is_chance_and_of_the_label_is_one():
+    rng = np.random.default_rng(0)
+    labels = [(rng.random(n) < 0.1).astype(np.int32) for n in (3000, 2000)]
+    noise = [rng.normal(size=(n, 4)).astype(np.float32) for n in (3000, 2000)]
+    chance = linear_probe.balanced_probe_accuracy(
+        noise[0], labels[0], noise[1], labels[1], num_classes=2
+    )
+    assert abs(chance - 0.5) < 0.05
+    signal = [np.concatenate([x, y[:, None]], axis=1) for x, y in zip(noise, labels, strict=True)]
+    perfect = linear_probe.balanced_probe_accuracy(
+        signal[0].astype(np.float32),
+        labels[0],
+        signal[1].astype(np.float32),
+        labels[1],
+        num_classes=2,
+    )
+    assert perfect == 1.0
+    with pytest.raises(ValueError, match=r"`train_labels` must have shape \[N\]"):
+        linear_probe.balanced_probe_accuracy(
+            noise[0], labels[0][:10], noise[1], labels[1], num_classes=2
+        )

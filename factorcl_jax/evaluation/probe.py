@@ -42,6 +42,7 @@ from factorcl_jax.validation import check_float_matrix
 
 __all__ = [
     "LinearProbe",
+    "balanced_probe_accuracy",
     "fit_linear_probe",
     "linear_probe_accuracy",
     "probe_accuracy",
@@ -308,3 +309,50 @@ def linear_probe_accuracy(
         kwargs["num_classes"] = max(int(train.max()), int(test.max())) + 1
     probe = fit_linear_probe(train_features, train_labels, **kwargs)
     return probe_accuracy(probe, test_features, test_labels)
+
+
+def balanced_probe_accuracy(
+    train_features: Array,
+    train_labels: Array,
+    test_features: Array,
+    test_labels: Array,
+    *,
+    num_classes: int,
+    **kwargs: Any,
+) -> float:
+    """Balanced test accuracy of a prior-corrected probe fitted on the training split.
+
+    The probe is fitted on ``train_features [N, D]``, ``train_labels [N]``; test row ``i`` gets
+    ``argmax_c (logit_ic - log pi_c)`` with ``pi_c`` the training frequency of class ``c`` (the
+    Bayes decision for balanced accuracy; a class absent from training is never predicted).
+    The score is the mean, over the classes present in ``test_labels [M]``, of their recall,
+    so answering the majority class scores ``1 / (classes present)`` however rare the others.
+
+    Args:
+      train_features, train_labels, test_features, test_labels: as in
+        :func:`linear_probe_accuracy`.
+      num_classes: ``C``, the width of the probe.
+      **kwargs: passed to :func:`fit_linear_probe` (``l2``, ``max_steps``, ``tolerance``).
+
+    Returns:
+      Balanced accuracy in ``[0, 1]``.
+
+    Example:
+      >>> x = jax.random.normal(jax.random.key(2), (400, 2))
+      >>> y = (x[:, 0] > 1.5).astype(jnp.int32)  # about 7% positives
+      >>> balanced_probe_accuracy(x[:300], y[:300], x[300:], y[300:], num_classes=2) > 0.9
+      True
+    """
+    train_features = _check_features(train_features, "train_features")
+    train = _check_labels(train_labels, "train_labels", train_features.shape[0], "train_features")
+    test_features = _check_features(test_features, "test_features", train_features.shape[1])
+    test = _check_labels(test_labels, "test_labels", test_features.shape[0], "test_features")
+    _check_range(test, "test_labels", num_classes)
+    probe = fit_linear_probe(train_features, train, num_classes=num_classes, **kwargs)
+    train, test = np.asarray(train), np.asarray(test)
+    frequency = np.bincount(train, minlength=num_classes) / len(train)
+    logits = np.asarray(probe_logits(probe, test_features))
+    with np.errstate(divide="ignore"):
+        corrected = np.where(frequency > 0, logits - np.log(frequency), -np.inf)
+    predicted = np.argmax(corrected, axis=1)
+    return float(np.mean([np.mean(predicted[test == c] == c) for c in np.unique(test)]))
