@@ -263,11 +263,13 @@ def run(
     config: RunConfig,
     seeds: int,
     *,
+    first_seed: int = 0,
     directory: str | None = None,
     mi: bool = True,
     quick: bool = False,
 ) -> dict[str, dict]:
-    """``{pair: {"rows": {row: {"mean", "std", "seeds", "seconds"}}, "mutual_information"}}``."""
+    """``{pair: {"rows": {row: {"mean", "std", "seeds", "seconds"}}, "mutual_information"}}``
+    over seeds ``first_seed, ..., first_seed + seeds - 1`` (the MI line on the first)."""
     dataset = load_multifeature(directory)
     trainers = {  # built once: every pair and seed reuses them (recompiled per input width)
         method: build_trainer(config, method, num_classes=NUM_CLASSES) for method in methods
@@ -276,12 +278,12 @@ def run(
     accuracies = {pair: {row: [] for row in rows} for pair in pairs}
     seconds = {pair: {row: [] for row in rows} for pair in pairs}
     information = {}
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         split = dataset.split(test_fraction=0.25, seed=seed)
         seeded = replace(config, train={"seed": seed})
         for views in pairs:
             data = split.pair(views)
-            if mi and seed == 0:
+            if mi and seed == first_seed:
                 information[views] = {
                     **mutual_information(split, views, quick),
                     "representations": {},
@@ -301,7 +303,7 @@ def run(
                         progress=False,
                     )
                     accuracy = result.accuracies[config.probe.representation]
-                    if mi and seed == 0:
+                    if mi and seed == first_seed:
                         learned = representation_mi(
                             trainers[row], result.state.params, data.test, quick
                         )
@@ -444,6 +446,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--pairs", choices=("all",), default=None, help="all 15 pairs of views")
     parser.add_argument("--quick", action="store_true", help="smoke preset: 2 pairs, tiny budget")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3)")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds run are first-seed, first-seed + 1, ... (to add seeds to an earlier table)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per method")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--directory", default=None, help="folder of mfeat-* files")
@@ -455,10 +463,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     )
     parser.add_argument("--out", default=None, help="run directory (default: runs/multifeature-*)")
     args = parser.parse_args(argv)
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be >= 0, got {args.first_seed}")
     if args.nutrimouse:
         out = make_run_dir(args.out, "nutrimouse")
-        config = NUTRIMOUSE if args.epochs is None else replace(
-            NUTRIMOUSE, train={"epochs": args.epochs}
+        config = (
+            NUTRIMOUSE
+            if args.epochs is None
+            else replace(NUTRIMOUSE, train={"epochs": args.epochs})
         )
         found = run_nutrimouse(args.directory, config, folds=5)
         for target, rows in found.items():
@@ -483,6 +495,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         methods,
         config,
         seeds,
+        first_seed=args.first_seed,
         directory=args.directory,
         mi=not args.no_mi,
         quick=args.quick,
@@ -513,7 +526,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         out / "settings.json",
         {
             "config": to_dict(config),
-            "seeds": seeds,
+            "seeds": list(range(args.first_seed, args.first_seed + seeds)),
             "methods": list(methods),
             "pairs": [pair_name(views) for views in pairs],
             "test_fraction": 0.25,

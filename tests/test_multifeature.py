@@ -586,3 +586,36 @@ def test_example_cross_validates_nutrimouse_for_both_targets(tmp_path):
         assert all(len(r["folds"]) == 5 and 0.0 <= r["mean"] <= 1.0 for r in rows.values())
     # Genotype is read off the fatty acids by any linear probe (5 folds of 8 mice).
     assert found["genotype"]["raw [x1; x2]"]["mean"] > 0.8
+
+
+@pytest.mark.slow
+def test_a_later_first_seed_reproduces_that_seed_of_a_longer_run(tmp_path):
+    """``--first-seed 1 --seeds 1`` gives seed 1 of ``--seeds 2`` exactly, so seeds can be
+    added to an earlier table."""
+    rng = np.random.default_rng(6)
+    digits = np.repeat(np.arange(10), 200)
+    views = {
+        view: rng.normal(size=(10, width))[digits] + rng.normal(size=(ROWS, width))
+        for view, width in MULTIFEATURE_VIEWS.items()
+    }
+    folder = write_uci(tmp_path / "uci", views)
+    example = load_example("multifeature")
+    argv = ["--quick", "--views", "kar,mor", "--methods", "SupCon", "--no-mi"]
+    argv += ["--directory", str(folder)]
+    both = example.main([*argv, "--seeds", "2", "--out", str(tmp_path / "both")])
+    later = example.main(
+        [*argv, "--seeds", "1", "--first-seed", "1", "--out", str(tmp_path / "one")]
+    )
+    for row, result in later["kar,mor"]["rows"].items():
+        assert result["seeds"] == both["kar,mor"]["rows"][row]["seeds"][1:]
+    settings = json.loads((tmp_path / "one" / "settings.json").read_text())
+    assert settings["seeds"] == [1]
+
+
+def test_a_negative_first_seed_is_refused_before_anything_runs(tmp_path, capsys):
+    example = load_example("multifeature")
+    with pytest.raises(SystemExit) as stopped:
+        example.main(["--first-seed", "-1", "--out", str(tmp_path / "run")])
+    assert stopped.value.code == 2
+    assert "--first-seed must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
