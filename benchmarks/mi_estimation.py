@@ -65,11 +65,15 @@ BMI_NAMES = {
 """Our estimators with a namesake in bmi's v2 benchmark, and bmi's class for it."""
 QUICK_TASKS = ("1v1-AI", "multinormal-sparse-5-5-2-2.0", "asinh-student-identity-2-2-1")
 
+TIE = 1e-3
+"""Nats within which our mean estimate and bmi's are equally close to the truth."""
+
 ABLATIONS: dict[str, str] = {
     "ranks": "ranks=True: per-coordinate normal scores of the training part (MI unchanged)",
     "fixed_batch": "batch_size=128: the default batch, never doubled near log(batch)",
     "batch_256": "batch_size=256 (bmi's batch)",
     "deep": "hidden=(w, w): two hidden layers of the default width w",
+    "long": "patience=10, max_steps=4x the default's: stop after 1000 steps without gain",
 }
 """Changes to the default InfoNCE estimate that ``--ablation`` measures against it."""
 
@@ -127,7 +131,7 @@ ACCURACY_COLUMNS = [
     "std",
     "bmi_estimate",
     "bmi_std",
-    "closer",
+    "verdict",
     "pmi_w1",
     "seconds",
     "bmi_seconds",
@@ -341,17 +345,14 @@ def run_accuracy(
             bmi_seconds = [cell[1] for cell in bmi_cells if cell is not None]
             mean = float(np.mean(finite)) if finite else math.nan
             bmi_mean = float(np.mean(bmi_values)) if bmi_values else None
-            # "closer" compares the two on the seeds both have (bmi's neural estimators may
+            # the verdict compares the two on the seeds both have (bmi's neural estimators may
             # run on fewer seeds than ours).
             shared = [
                 (value, cell[0])
                 for value, cell in zip(values, bmi_cells, strict=True)
                 if value is not None and cell is not None
             ]
-            closer = None
-            if shared:
-                ours_shared, bmi_shared = np.mean(shared, axis=0)
-                closer = bool(abs(ours_shared - task.true_mi) <= abs(bmi_shared - task.true_mi))
+            verdict, margin, noise = compare_to_bmi(shared, task.true_mi)
             row = {
                 "task": task.task_id,
                 "estimator": name,
@@ -363,7 +364,9 @@ def run_accuracy(
                 "bmi_estimate": bmi_mean,
                 "bmi_std": float(np.std(bmi_values)) if bmi_values else None,
                 "bmi_seeds": len(bmi_values),
-                "closer": closer,
+                "verdict": verdict,
+                "error_margin": margin,
+                "margin_noise": noise,
                 "pmi_w1": None,
                 "seconds": float(np.mean(seconds)),
                 "bmi_seconds": float(np.mean(bmi_seconds)) if bmi_seconds else None,
@@ -401,6 +404,9 @@ def _ablation_options(name: str, x_dim: int, y_dim: int, num_samples: int) -> di
     if name == "deep":
         (width,) = estimate.default_settings(num_samples // 2, x_dim, y_dim).hidden
         return {"hidden": (width, width)}
+    if name == "long":
+        settings = estimate.default_settings(num_samples // 2, x_dim, y_dim)
+        return {"patience": 10, "max_steps": 4 * settings.max_steps}
     return {}
 
 
@@ -473,16 +479,57 @@ def run_ablation(args: argparse.Namespace, tasks: list, samples: dict) -> tuple[
     return rows, summary
 
 
+def compare_to_bmi(
+    shared: list[tuple[float, float]], true_mi: float
+) -> tuple[str | None, float | None, float | None]:
+    """``(verdict, margin, noise)`` of our estimates against bmi's on the seeds both ran.
+
+    ``margin = |mean(ours) - I| - |mean(bmi) - I|`` (negative: ours closer to the truth);
+    ``noise`` the standard error of the mean paired difference of the two estimates (None
+    with one seed). The verdict is ``"same"`` where ``|margin| <= TIE`` (the two compute the
+    same number up to floating point: KSG and CCA), else ``"closer"`` or ``"farther"``;
+    ``(None, None, None)`` without shared seeds.
+    """
+    if not shared:
+        return None, None, None
+    pairs = np.asarray(shared, np.float64)
+    ours, theirs = pairs.mean(axis=0)
+    margin = float(abs(ours - true_mi) - abs(theirs - true_mi))
+    noise = (
+        float(np.std(pairs[:, 0] - pairs[:, 1], ddof=1) / math.sqrt(len(pairs)))
+        if len(pairs) > 1
+        else None
+    )
+    verdict = "same" if abs(margin) <= TIE else "closer" if margin < 0 else "farther"
+    return verdict, margin, noise
+
+
 def closer_counts(rows: list[dict]) -> dict[str, dict[str, int]]:
-    """Per estimator with a bmi namesake: tasks where ours is at least as close to the
-    truth (mean over seeds) as bmi's, and tasks compared."""
+    """Per estimator with a bmi namesake, over the tasks compared: ``at_least_as_close``
+    (verdict closer or same), each verdict's count, and ``farther_beyond_noise``, the
+    farther tasks whose margin exceeds twice its noise (all of them with one seed)."""
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
-        if row["closer"] is None:
+        if row["verdict"] is None:
             continue
-        entry = counts.setdefault(row["estimator"], {"at_least_as_close": 0, "tasks": 0})
+        entry = counts.setdefault(
+            row["estimator"],
+            {
+                "at_least_as_close": 0,
+                "closer": 0,
+                "same": 0,
+                "farther": 0,
+                "farther_beyond_noise": 0,
+                "tasks": 0,
+            },
+        )
         entry["tasks"] += 1
-        entry["at_least_as_close"] += int(row["closer"])
+        entry[row["verdict"]] += 1
+        entry["at_least_as_close"] += int(row["verdict"] != "farther")
+        noise = row["margin_noise"]
+        entry["farther_beyond_noise"] += int(
+            row["verdict"] == "farther" and (noise is None or row["error_margin"] > 2 * noise)
+        )
     return counts
 
 
@@ -596,8 +643,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         table = format_table(accuracy, ACCURACY_COLUMNS)
         print(f"\nheld-out estimates (nats), {args.seeds} seeds\n{table}")
         for name, entry in counts.items():
-            closer, tasks = entry["at_least_as_close"], entry["tasks"]
-            print(f"{name}: at least as close to the truth as bmi's on {closer} of {tasks} tasks")
+            print(
+                f"{name}: at least as close to the truth as bmi's on "
+                f"{entry['at_least_as_close']} of {entry['tasks']} tasks (closer "
+                f"{entry['closer']}, the same to {TIE:g} nats {entry['same']}); farther on "
+                f"{entry['farther']}, by more than twice the seeds' noise on "
+                f"{entry['farther_beyond_noise']}"
+            )
         ours = sum(row["seconds"] * row["seeds"] for row in accuracy)
         shared = [row for row in accuracy if row["bmi_seeds"]]
         ours_shared = sum(row["seconds"] * row["bmi_seeds"] for row in shared)

@@ -1,12 +1,14 @@
 """benchmarks/mi_estimation.py and benchmarks/mi_speed.py run end to end at tiny sizes and
 write the documented results.json (timings are reported, not asserted)."""
 
+import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -76,11 +78,14 @@ def test_mi_estimation_writes_accuracy_ablation_and_staircase_rows(tmp_path):
     assert infonce["task"] == "1v1-AI" and infonce["true_mi"] == pytest.approx(0.776, abs=0.01)
     assert len(infonce["values"]) == 2 and infonce["seconds"] > 0
     # bmi's neural estimator ran on seed 0 only; the comparison uses the seeds both ran.
-    assert infonce["bmi_values"] == [100.0] and infonce["closer"] is True
-    assert cca["bmi_seeds"] == 2 and cca["closer"] is False
+    assert infonce["bmi_values"] == [100.0] and infonce["verdict"] == "closer"
+    assert infonce["margin_noise"] is None  # one shared seed
+    assert cca["bmi_seeds"] == 2 and cca["verdict"] == "farther"
+    assert cca["error_margin"] > 2 * cca["margin_noise"]
+    counts = {"closer": 0, "same": 0, "farther": 0, "farther_beyond_noise": 0, "tasks": 1}
     assert results["closer_than_bmi"] == {
-        "infonce": {"at_least_as_close": 1, "tasks": 1},
-        "cca": {"at_least_as_close": 0, "tasks": 1},
+        "infonce": {**counts, "at_least_as_close": 1, "closer": 1},
+        "cca": {**counts, "at_least_as_close": 0, "farther": 1, "farther_beyond_noise": 1},
     }
     assert infonce["pmi_w1"] > 0 and cca["pmi_w1"] is None  # a fine distribution
     ablation = {row["change"]: row for row in results["ablation"]}
@@ -96,6 +101,29 @@ def test_mi_estimation_writes_accuracy_ablation_and_staircase_rows(tmp_path):
     assert results["pngs"] == ["errors.png", "pmi-1v1-AI.png", "staircase-gaussian.png"]
     assert all((out / png).stat().st_size > 0 for png in results["pngs"])
     assert "held-out estimates (nats)" in stdout and "on the cells bmi ran too" in stdout
+
+
+def _benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_a_comparison_with_bmi_calls_floating_point_differences_the_same_and_weighs_noise():
+    compare = _benchmark("mi_estimation").compare_to_bmi
+    # The same estimator in float32 and float64: a ten-thousandth apart is "same".
+    assert compare([(0.5001, 0.5), (0.4999, 0.5)], true_mi=0.6)[0] == "same"
+    verdict, margin, noise = compare([(0.55, 0.5), (0.57, 0.52), (0.56, 0.5)], true_mi=0.6)
+    assert verdict == "closer" and margin == pytest.approx(-0.0533, abs=1e-3)
+    assert noise == pytest.approx(np.std([0.05, 0.05, 0.06], ddof=1) / np.sqrt(3))
+    verdict, margin, noise = compare([(0.3, 0.5)], true_mi=0.6)
+    assert verdict == "farther" and margin == pytest.approx(0.2) and noise is None
+    assert compare([], true_mi=0.6) == (None, None, None)
 
 
 @pytest.mark.slow
