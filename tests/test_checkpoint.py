@@ -111,9 +111,7 @@ def test_moving_corrupt_checkpoints_aside_frees_their_steps(tmp_path, trained):
     reopened.close()
 
 
-def test_checkpoints_of_another_model_are_a_config_mismatch_and_nothing_moves(
-    tmp_path, trained
-):
+def test_checkpoints_of_another_model_are_a_config_mismatch_and_nothing_moves(tmp_path, trained):
     """Arrays of other shapes are named before any array is read, and reported as the
     configuration's doing, not as damage."""
     _, data, states, _ = trained

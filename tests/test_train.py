@@ -159,9 +159,7 @@ def test_label_terms_from_class_scores_equal_scoring_every_one_hot_column(bound)
     gathered, explicit = both(critic_params, rows)
     chex.assert_trees_all_close(gathered, explicit, rtol=1e-5, atol=1e-6)
     grads = [
-        jax.grad(lambda p, r, k=k: jnp.sin(both(p, r)[k][0]), argnums=(0, 1))(
-            critic_params, rows
-        )
+        jax.grad(lambda p, r, k=k: jnp.sin(both(p, r)[k][0]), argnums=(0, 1))(critic_params, rows)
         for k in (0, 1)
     ]
     chex.assert_trees_all_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)

@@ -86,8 +86,10 @@ def _command_train(args: argparse.Namespace) -> int:
     from factorcl_jax.runs import job, rundir
 
     if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite exclude each other: continue the run, or "
-                         "move it aside and start again")
+        raise UsageError(
+            "--resume and --overwrite exclude each other: continue the run, or "
+            "move it aside and start again"
+        )
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR, the run directory to continue")
     if args.out is not None and not args.out.strip():

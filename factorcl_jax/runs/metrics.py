@@ -21,8 +21,6 @@ def method_slug(method: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
 
 
-
-
 class MetricsLog:
     """Appends one JSON line per step to ``metrics.jsonl`` (and TensorBoard when available).
 
