@@ -73,7 +73,7 @@ ABLATIONS: dict[str, str] = {
     "fixed_batch": "batch_size=128: the default batch, never doubled near log(batch)",
     "batch_256": "batch_size=256 (bmi's batch)",
     "deep": "hidden=(w, w): two hidden layers of the default width w",
-    "long": "patience=10, max_steps=4x the default's: stop after 1000 steps without gain",
+    "short": "patience=3, max_steps=1/4 of the default's (the budget before patience 10)",
 }
 """Changes to the default InfoNCE estimate that ``--ablation`` measures against it."""
 
@@ -404,9 +404,10 @@ def _ablation_options(name: str, x_dim: int, y_dim: int, num_samples: int) -> di
     if name == "deep":
         (width,) = estimate.default_settings(num_samples // 2, x_dim, y_dim).hidden
         return {"hidden": (width, width)}
-    if name == "long":
+    if name == "short":
         settings = estimate.default_settings(num_samples // 2, x_dim, y_dim)
-        return {"patience": 10, "max_steps": 4 * settings.max_steps}
+        quarter = settings.max_steps // 4 // settings.eval_every * settings.eval_every
+        return {"patience": 3, "max_steps": max(settings.eval_every, quarter)}
     return {}
 
 

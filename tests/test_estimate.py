@@ -159,14 +159,14 @@ def test_explicit_critic_is_used():
 
 
 def test_default_settings_follow_the_documented_rule():
-    assert default_settings(2500, 5, 5) == estimate.Settings((80,), 128, 1900, 3e-3, 100, 3)
+    assert default_settings(2500, 5, 5) == estimate.Settings((80,), 128, 7800, 3e-3, 100, 10)
     small = default_settings(100, 1, 1)
-    assert small.hidden == (64,) and small.batch_size == 16 and small.max_steps == 1000
+    assert small.hidden == (64,) and small.batch_size == 16 and small.max_steps == 4000
     large = default_settings(100_000, 25, 25)
-    assert large.hidden == (256,) and large.batch_size == 128 and large.max_steps == 4000
+    assert large.hidden == (256,) and large.batch_size == 128 and large.max_steps == 16000
     # A small held-out part sizes the batch too: 20 held-out pairs make 5 batches of 4.
     lopsided = default_settings(380, 2, 2, num_heldout=20)
-    assert lopsided.batch_size == 4 and lopsided.max_steps == 4000
+    assert lopsided.batch_size == 4 and lopsided.max_steps == 16000
 
 
 @pytest.mark.parametrize(

@@ -356,7 +356,7 @@ def estimate_mi(
       max_steps: training-step budget, a multiple of ``eval_every``.
       learning_rate: Adam learning rate (default 3e-3).
       eval_every: training steps between held-out evaluations (default 100).
-      patience: evaluations without improvement before stopping (default 3).
+      patience: evaluations without improvement before stopping (default 10).
       heldout_fraction: share of the pairs held out, in ``(0, 1)`` (default 0.5); not with
         ``folds``.
       folds: ``k >= 2`` for k-fold estimation (``k`` trainings), or ``None``.

@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-every", type=_positive_int, help="steps between held-out evaluations (100)"
     )
     estimate.add_argument(
-        "--patience", type=_positive_int, help="evaluations without progress before stopping (3)"
+        "--patience", type=_positive_int, help="evaluations without progress before stopping (10)"
     )
     estimate.add_argument(
         "--heldout-fraction",
