@@ -51,13 +51,14 @@ scikit-learn's iterative ``CCA`` took about 50 s for 20 components of ``fou,pix`
 form here takes under a second.
 
 Usage: python examples/multifeature.py [--views fou,pix [kar,mor ...] | --pairs all] [--quick]
-           [--seeds N] [--epochs E] [--methods A,B] [--directory DIR] [--no-mi] [--out DIR]
+           [--seeds N] [--first-seed S] [--epochs E] [--methods A,B] [--directory DIR]
+           [--no-mi] [--out DIR]
        python examples/multifeature.py --nutrimouse [--epochs E] [--directory DIR] [--out DIR]
 
 Writes ``DIR/results.json`` ``{"pairs": {"fou,pix": {"rows": {row: {"mean", "std", "seeds",
 "seconds"}}, "mutual_information": {..., "representations": {method: {"S1;S2": {"estimate",
 "stderr"}, ...}}}}}}`` (the MI between the views' learned representations on the test part,
-seed 0), accuracies in ``[0, 1]``, ``seconds`` per
+the first seed), accuracies in ``[0, 1]``, ``seconds`` per
 seed: training, embedding and probing), ``DIR/settings.json`` and ``DIR/multifeature.png``
 (bars for one pair, a table of mean accuracies for several).
 """
