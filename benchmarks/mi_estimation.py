@@ -328,7 +328,8 @@ def run_accuracy(
                     for name in args.estimators
                     if name in BMI_NAMES and (name in CLASSICAL or seed < neural_seeds)
                 ]
-                jobs[(task.task_id, seed)] = (samples[task.task_id][seed][:2], names)
+                if names:  # a seed past --bmi-neural-seeds with only neural estimators
+                    jobs[(task.task_id, seed)] = (samples[task.task_id][seed][:2], names)
         start = time.perf_counter()
         bmi_results = _run_bmi(args.bmi_python, jobs)
         print(f"bmi's estimators: {time.perf_counter() - start:.0f} s", flush=True)

@@ -103,6 +103,25 @@ def test_mi_estimation_writes_accuracy_ablation_and_staircase_rows(tmp_path):
     assert "held-out estimates (nats)" in stdout and "on the cells bmi ran too" in stdout
 
 
+@pytest.mark.slow
+def test_bmi_neural_seeds_fewer_than_ours_with_neural_estimators_only(tmp_path):
+    """Seeds past --bmi-neural-seeds give bmi nothing to run when every estimator is neural:
+    bmi runs on the first seeds only and the comparison uses those."""
+    fake = tmp_path / "fake"
+    (fake / "bmi").mkdir(parents=True)
+    (fake / "bmi" / "__init__.py").write_text(FAKE_BMI)
+    results, _ = run_script(
+        "mi_estimation",
+        tmp_path / "out",
+        *"--quick --tasks 1v1-AI --estimators nwj --seeds 2 --fixed-samples 400".split(),
+        *f"--bmi-python {sys.executable} --bmi-neural-seeds 1 --dims --no-plots".split(),
+        env={"PYTHONPATH": str(fake)},
+    )
+    (row,) = results["accuracy"]
+    assert len(row["values"]) == 2 and row["bmi_values"] == [100.0] and row["bmi_seeds"] == 1
+    assert row["verdict"] == "closer"
+
+
 def _benchmark(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
