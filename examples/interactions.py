@@ -203,7 +203,7 @@ def train_and_embed(trainer, pretraining: dict, splits: list[dict], config) -> t
     start = time.perf_counter()
     settings = config.train
     first = {key: value[: settings.batch_size] for key, value in pretraining.items()}
-    state = trainer.jit_init(jax.random.key(settings.seed), first)
+    state = trainer.init(jax.random.key(settings.seed), first)
     state, _ = loop.fit(
         trainer,
         state,

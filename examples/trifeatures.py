@@ -305,7 +305,7 @@ def train(trainer, data: dict, config: RunConfig, seed: int):
     """Trains a fresh state on ``data`` (``{"x1", "x2", "y"}``); ``(params, seconds)``."""
     start = time.perf_counter()
     first = {key: value[: config.train.batch_size] for key, value in data.items()}
-    state = trainer.jit_init(jax.random.key(seed), first)
+    state = trainer.init(jax.random.key(seed), first)
     state, _ = loop.fit(
         trainer,
         state,

@@ -14,12 +14,30 @@ import time
 import chex
 import jax
 import numpy as np
+import pytest
 
 from factorcl_jax import config as config_lib
 from factorcl_jax.config import PRESETS, RunConfig, replace
 from factorcl_jax.runs import job
 from factorcl_jax.runs.cli import main as cli_main
 from factorcl_jax.training.builder import build_trainer
+
+
+def fast_first(cases, *, unpack: bool = False) -> list:
+    """``cases`` for ``pytest.mark.parametrize`` with only the first in the fast tier: the rest
+    of the family is marked ``slow``, so ``-m "not slow"`` checks one representative and the
+    full suite every case. ``unpack=True`` when the parametrize names several arguments (each
+    case a tuple of their values); a case may already be a ``pytest.param``."""
+    first, *rest = list(cases)
+    return [first, *(_slow(case, unpack) for case in rest)]
+
+
+def _slow(case, unpack: bool):
+    if isinstance(case, type(pytest.param(None))):
+        return pytest.param(*case.values, marks=[*case.marks, pytest.mark.slow], id=case.id)
+    values = case if unpack else (case,)
+    return pytest.param(*values, marks=pytest.mark.slow)
+
 
 TINY = replace(
     PRESETS["quick"],

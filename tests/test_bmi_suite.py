@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import fast_first
 
 from factorcl_jax.data import bmi_suite
 
@@ -111,7 +112,7 @@ def test_closed_form_truths_match_independent_formulas(task_id):
     assert SUITE[task_id].true_mi == pytest.approx(CLOSED_FORMS[task_id](), abs=1e-10)
 
 
-@pytest.mark.parametrize("task_id", IDS)
+@pytest.mark.parametrize("task_id", fast_first(IDS))
 def test_sampler_shapes_standardisation_and_determinism(task_id):
     task = SUITE[task_id]
     key = jax.random.key(0)
@@ -144,7 +145,7 @@ def _frequencies(dim):
     return np.concatenate([scale * directions for scale in FIXTURE["frequency_scales"]])
 
 
-@pytest.mark.parametrize("task_id", IDS)
+@pytest.mark.parametrize("task_id", fast_first(IDS))
 def test_samples_follow_bmis_law(task_id):
     """Our unscaled pairs' characteristic function at 48 frequencies against bmi's.
 
@@ -178,6 +179,7 @@ def test_standardise_is_sklearns_scale():
         bmi_suite.standardise(jnp.zeros(3))
 
 
+@pytest.mark.slow
 def test_jit_sampling_matches_eager():
     task = SUITE["2v1-waves-12-5.0-3.0"]  # a mixture, a shear, an affine map, rescaling
     key = jax.random.key(0)

@@ -5,6 +5,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from helpers import fast_first
 
 from factorcl_jax import critics, estimate
 from factorcl_jax.data import mi_tasks
@@ -88,6 +89,7 @@ def test_every_lower_bound_estimator_learns_and_stays_finite(gaussian, bound):
     assert 0.2 < result.estimate < task.true_mi + 0.3, result.summary()
 
 
+@pytest.mark.slow
 def test_k_fold_holds_every_pair_out_once(gaussian):
     _, (x, y) = gaussian
     result = estimate_mi(x[:800], y[:800], folds=2, max_steps=200, batch_size=64)
@@ -120,7 +122,7 @@ def test_affine_rescaling_leaves_the_estimate_unchanged(gaussian):
     assert rescaled.estimate == pytest.approx(plain.estimate, abs=0.02)
 
 
-@pytest.mark.parametrize("bound", ["nwj", "js"])
+@pytest.mark.parametrize("bound", fast_first(["nwj", "js"]))
 def test_diverged_training_raises_instead_of_reporting_a_value(gaussian, bound):
     """With a learning rate far too high, NWJ's held-out objective is NaN and JS's -inf from
     the first evaluation on: no critic is ever kept, and that is an error, not 0 nats."""
@@ -129,6 +131,7 @@ def test_diverged_training_raises_instead_of_reporting_a_value(gaussian, bound):
         estimate_mi(x[:400], y[:400], bound=bound, learning_rate=1e6, max_steps=100, hidden=(8,))
 
 
+@pytest.mark.slow
 def test_a_small_training_part_scores_as_many_in_sample_batches_as_it_holds(gaussian):
     _, (x, y) = gaussian
     result = estimate_mi(

@@ -54,6 +54,7 @@ def test_normal_scores_make_the_estimate_invariant_to_increasing_maps_of_each_co
     assert abs(estimate_mi(np.exp(x), y**3 + y, **QUICK).estimate - plain.estimate) > 1e-3
 
 
+@pytest.mark.slow
 def test_a_default_batch_doubles_near_the_log_batch_ceiling_and_a_given_one_never_does():
     (x,), (y,) = gaussian_sets(1, num_samples=2048, dim=3, noise=0.01)
     grown = estimate_mi(x, y, **QUICK)
@@ -62,6 +63,7 @@ def test_a_default_batch_doubles_near_the_log_batch_ceiling_and_a_given_one_neve
     assert estimate_mi(x, y, batch_size=128, **QUICK).settings.batch_size == 128
 
 
+@pytest.mark.slow
 def test_a_diverged_set_is_returned_as_its_error_or_raised():
     xs, ys = gaussian_sets(2)
     returned = estimate_mi_seeds(xs, ys, seeds=[0, 1], learning_rate=1e6, errors="return", **QUICK)

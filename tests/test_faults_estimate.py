@@ -4,10 +4,7 @@ duplicates and masked inputs handled; inputs fuzzed."""
 import jax
 import numpy as np
 import pytest
-from helpers import (
-    assert_refused,
-    save,
-)
+from helpers import assert_refused, fast_first, save
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -84,7 +81,9 @@ def _gaussian(n=600, d=2, noise=0.7, seed=0):
 SMALL = dict(max_steps=200, eval_every=100, batch_size=32)
 
 
-@pytest.mark.parametrize("bound", sorted(estimate.ESTIMATORS))
+@pytest.mark.parametrize(
+    "bound", fast_first(["infonce", *sorted(set(estimate.ESTIMATORS) - {"infonce"})])
+)
 def test_no_estimator_reports_a_value_its_bound_cannot_take(bound):
     """A learning rate far too high gives NaN, inf or huge finite scores: the estimate either
     raises, naming the learning rate, or is a value the bound takes on a converged critic."""
@@ -106,7 +105,7 @@ def test_infonce_whose_critic_diverged_to_huge_scores_raises():
         estimate.estimate_mi(x, y, learning_rate=1e6, **SMALL)
 
 
-@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-170, 5e-320, 1e-6, 1e6, 1e300])
+@pytest.mark.parametrize("scale", fast_first([1e-300, 1e-200, 1e-170, 5e-320, 1e-6, 1e6, 1e300]))
 def test_the_estimate_does_not_depend_on_the_scale_of_the_data(scale):
     """Standardisation is scale-free: no underflow of the spread at 1e-300 or in subnormals,
     no overflow at 1e300 (the same estimate as the unscaled data)."""
@@ -126,7 +125,7 @@ def test_an_offset_far_larger_than_the_signal_does_not_hide_it():
     np.testing.assert_allclose(shifted.estimate, expected.estimate, atol=0.02)
 
 
-@pytest.mark.parametrize("copies", [2, 4, 8])
+@pytest.mark.parametrize("copies", fast_first([8, 2, 4]))
 def test_duplicated_independent_pairs_give_no_information(copies):
     """Copies of a pair never straddle the split, so a critic that memorises its training
     pairs scores nothing it has seen: about 0 nats, and the summary counts the copies."""

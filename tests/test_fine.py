@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import fast_first
 
 from factorcl_jax.data import fine, mi_tasks
 
@@ -47,7 +48,7 @@ def _moments(task):
     return mean, second - np.outer(mean, mean)
 
 
-@pytest.mark.parametrize("family", ["ai", "concentric-3-5", "inliers-5-0.2", "waves"])
+@pytest.mark.parametrize("family", fast_first(["ai", "concentric-3-5", "inliers-5-0.2", "waves"]))
 def test_log_densities_and_pmi_match_scipy(family):
     task = FAMILIES[family]()
     x, y = task.sample(jax.random.key(0), 256)
@@ -65,7 +66,7 @@ def test_log_densities_and_pmi_match_scipy(family):
     )
 
 
-@pytest.mark.parametrize("family", ["ai", "waves", "concentric-3-5", "inliers-5-0.2"])
+@pytest.mark.parametrize("family", fast_first(["ai", "waves", "concentric-3-5", "inliers-5-0.2"]))
 def test_samples_have_the_mixture_moments(family):
     task = FAMILIES[family]()
     x, y = task.sample(jax.random.key(1), 200_000)
@@ -95,6 +96,7 @@ def test_component_frequencies_follow_the_weights():
     np.testing.assert_allclose(counts, [0.1, 0.6, 0.3], atol=0.006)
 
 
+@pytest.mark.slow
 def test_zero_weights_reduce_the_mixture_to_one_gaussian_or_to_independence():
     """All weight on a normal: its PMI exactly; all on the product of its marginals: 0."""
     normal = mi_tasks.sparse_normal(3, 2, 0.8)
@@ -110,6 +112,7 @@ def test_zero_weights_reduce_the_mixture_to_one_gaussian_or_to_independence():
     )
 
 
+@pytest.mark.slow
 def test_monte_carlo_mi_is_the_batched_mean_and_standard_error():
     task = FAMILIES["x"]()
     key = jax.random.key(5)
@@ -147,7 +150,7 @@ def test_monte_carlo_mi_refuses_non_finite_pmi():
         fine.monte_carlo_mi(Broken(), jax.random.key(0), 100)
 
 
-@pytest.mark.parametrize("family", ["x", "concentric-5-10", "inliers-25-0.5"])
+@pytest.mark.parametrize("family", fast_first(["x", "concentric-5-10", "inliers-25-0.5"]))
 def test_stored_mi_agrees_with_a_fresh_monte_carlo_estimate(family):
     task = FAMILIES[family]()
     assert task.mi_samples == 2**24 and 0 < task.true_mi_stderr < 3e-4
@@ -163,6 +166,7 @@ def test_stored_mi_agrees_with_a_large_monte_carlo_estimate(family):
     assert abs(mean - task.true_mi) < 4 * math.hypot(stderr, task.true_mi_stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build", [fine.waves, fine.galaxy], ids=["waves", "galaxy"])
 def test_pushforward_pmi_is_the_base_pmi_at_the_latent_pair(build):
     task = build()
@@ -217,6 +221,7 @@ def test_names_rebuild_the_task(family):
     assert mi_tasks.make_task(fine.waves().name) == fine.waves()
 
 
+@pytest.mark.slow
 def test_unstored_parameters_are_estimated_on_construction():
     arguments = ([0.5, 0.5], [[0.0, 0.0], [1.0, 1.0]], [np.eye(2), np.diag([2.0, 0.5])], 1)
     task = fine.gaussian_mixture(

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import TINY, evaluate_on_scores, tiny_trainer
+from helpers import TINY, evaluate_on_scores, fast_first, tiny_trainer
 from test_parallel import assert_same_step, exact_trainer, mapped_step, single_device_step
 from test_train import tiny_data
 
@@ -78,7 +78,8 @@ def test_cosine_critic_matches_numpy_and_has_no_parameters():
 
 
 @pytest.mark.parametrize(
-    ("n", "draws", "extra", "variance_scale"), [(4, 3, 0, 1.0), (3, 2, 5, 0.5)]
+    ("n", "draws", "extra", "variance_scale"),
+    fast_first([(4, 3, 0, 1.0), (3, 2, 5, 0.5)], unpack=True),
 )
 def test_infmasking_matches_numpy(n, draws, extra, variance_scale):
     # ``extra`` columns stand for other devices' columns under data parallelism.
@@ -267,6 +268,7 @@ def test_a_masked_out_modality_cannot_change_the_fused_output():
     np.testing.assert_array_equal(fused(x[0], 7 * x[1], "only1"), fused(*x, "only1"))
 
 
+@pytest.mark.slow
 def test_random_token_masks_keep_the_same_number_of_tokens_per_modality():
     view = FusedView(0, mask_ratio=0.5, draws=3)
     noise = jax.random.uniform(jax.random.key(1), (4, 3, 2 * 6))

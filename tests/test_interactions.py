@@ -51,6 +51,7 @@ def test_which_modality_linearly_determines_which_label(splits, kind, decodable)
         assert accuracy > 0.95 if expected else accuracy < 0.57, (kind, view, accuracy)
 
 
+@pytest.mark.slow
 def test_synergy_is_in_both_modalities_together_but_not_linearly(splits):
     assert raw_probe(splits, "synergistic", ("x1", "x2")) < 0.57  # XOR is not linear
     # ... yet the two modalities determine it: x_i = [z_12; z_i] W_i is invertible.
@@ -130,6 +131,7 @@ def test_the_relation_holds_in_every_biased_pretraining_pair(example, relation_d
     np.testing.assert_allclose(data.x2, original, rtol=1e-5, atol=1e-4)  # the same formula
 
 
+@pytest.mark.slow
 def test_the_relation_label_is_at_chance_for_linear_probes_on_raw_inputs(example):
     train_split, test_split = train_test_split(make_synthetic(4000, seed=4), seed=4)
     permutation = example.relation_permutation(4)
@@ -138,6 +140,7 @@ def test_the_relation_label_is_at_chance_for_linear_probes_on_raw_inputs(example
     assert 0.43 < example.probe_accuracy(features, labels) < 0.57
 
 
+@pytest.mark.slow
 def test_probe_accuracy_is_balanced(example):
     """A feature that says nothing scores 50% however rare the positives are."""
     rng = np.random.default_rng(0)

@@ -21,6 +21,7 @@ def run_staircase(tasks, names, hidden, seeds=1, **settings):
     return np.asarray(jax.jit(jax.vmap(program))(jax.random.split(jax.random.key(0), seeds)))
 
 
+@pytest.mark.slow
 def test_over_seeds_equals_vmap_for_one_seed_and_several():
     """One seed is a plain call; several run in turn or side by side; all equal jax.vmap."""
     program = staircase.staircase_program(

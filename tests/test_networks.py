@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import fast_first
 
 from factorcl_jax import bounds, critics, networks
 from factorcl_jax.estimate import estimate_mi
@@ -109,7 +110,7 @@ def problem():
     return x, y
 
 
-@pytest.mark.parametrize("form", ["nnx", "equinox", "functions"])
+@pytest.mark.parametrize("form", fast_first(["nnx", "equinox", "functions"]))
 def test_a_users_critic_with_the_same_weights_scores_like_the_linen_one(form, problem):
     x, y = problem
     linen, params = linen_reference()
@@ -134,7 +135,7 @@ def test_a_users_critic_with_the_same_weights_scores_like_the_linen_one(form, pr
     np.testing.assert_allclose(actual[1], expected[1], **TOLERANCE)
 
 
-@pytest.mark.parametrize("form", ["nnx", "equinox"])
+@pytest.mark.parametrize("form", fast_first(["nnx", "equinox"]))
 def test_gradients_through_a_users_critic_equal_the_linen_ones(form, problem):
     x, y = problem
     linen, params = linen_reference()
@@ -281,6 +282,7 @@ def nnx_critic_params(linen):
     return nnx_state_of(module, assignments)
 
 
+@pytest.mark.slow
 def test_a_factorcl_ssl_step_with_nnx_encoders_and_critics_equals_the_linen_step():
     """The same weights in NNX modules give the same jitted FactorCL-SSL step: every term,
     the loss, and every updated parameter (encoders, heads, critics, CLUB critics)."""

@@ -205,6 +205,7 @@ def test_balanced_accuracy_refuses_test_labels_beyond_the_classes():
         linear_probe.balanced_probe_accuracy(train_x, train_y, train_x, train_y + 1, num_classes=2)
 
 
+@pytest.mark.slow
 def test_balanced_accuracy_of_features_that_say_nothing_is_chance_and_of_the_label_is_one():
     rng = np.random.default_rng(0)
     labels = [(rng.random(n) < 0.1).astype(np.int32) for n in (3000, 2000)]

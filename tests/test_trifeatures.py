@@ -293,6 +293,7 @@ def test_render_and_pairs_refuse_bad_labels():
         tf.bimodal_trifeatures(10, resolution=8, num_per_combination=1).labels("val")
 
 
+@pytest.mark.slow
 def test_save_pair_grid_writes_a_png(data, tmp_path):
     pytest.importorskip("matplotlib")
     path = tf.save_pair_grid(data.with_task("synergy"), tmp_path / "pairs.png", num_pairs=4)

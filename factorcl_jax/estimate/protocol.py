@@ -455,7 +455,7 @@ def estimate_mi_seeds(
     Example:
       >>> import numpy as np
       >>> rng = np.random.default_rng(0)
-      >>> xs = rng.normal(size=(3, 512, 2))
+      >>> xs = rng.normal(size=(3, 512, 2))  # doctest: +SLOW
       >>> ys = xs + 0.5 * rng.normal(size=(3, 512, 2))
       >>> results = estimate_mi_seeds(xs, ys, seeds=[0, 1, 2], max_steps=200, eval_every=100)
       >>> [r.num_heldout for r in results]

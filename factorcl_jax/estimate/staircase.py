@@ -97,7 +97,7 @@ def staircase_program(
       >>> run = staircase.staircase_program(
       ...     mi_tasks.staircase(2, levels=(1, 2)), ("infonce", "nce_club"),
       ...     estimate.make_critic("concat", (8,)), steps_per_level=3, batch_size=4)
-      >>> jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 5)).shape
+      >>> jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 5)).shape  # doctest: +SLOW
       (5, 2, 2, 3)
     """
     tasks = _check_tasks(tasks)

@@ -21,7 +21,7 @@ Example:
   >>> import jax, jax.numpy as jnp
   >>> x = jax.random.normal(jax.random.key(0), (200, 5))
   >>> y = (x[:, 0] > 0).astype(jnp.int32)
-  >>> probe = fit_linear_probe(x, y)
+  >>> probe = fit_linear_probe(x, y)  # doctest: +SLOW
   >>> probe.weights.shape, probe_accuracy(probe, x, y) > 0.95
   ((5, 2), True)
 """
@@ -212,7 +212,7 @@ def fit_linear_probe(
 
     Example:
       >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]])
-      >>> probe = fit_linear_probe(x, jnp.array([0, 0, 1, 1]))
+      >>> probe = fit_linear_probe(x, jnp.array([0, 0, 1, 1]))  # doctest: +SLOW
       >>> probe_predict(probe, x).tolist()
       [0, 0, 1, 1]
     """
@@ -296,7 +296,7 @@ def linear_probe_accuracy(
     Example:
       >>> x = jax.random.normal(jax.random.key(1), (100, 3))
       >>> y = (x[:, 1] > 0).astype(jnp.int32)
-      >>> linear_probe_accuracy(x[:80], y[:80], x[80:], y[80:]) > 0.9
+      >>> linear_probe_accuracy(x[:80], y[:80], x[80:], y[80:]) > 0.9  # doctest: +SLOW
       True
     """
     if kwargs.get("num_classes") is None and hasattr(test_labels, "shape"):
@@ -338,7 +338,7 @@ def balanced_probe_accuracy(
       Balanced accuracy in ``[0, 1]``.
 
     Example:
-      >>> x = jax.random.normal(jax.random.key(2), (400, 2))
+      >>> x = jax.random.normal(jax.random.key(2), (400, 2))  # doctest: +SLOW
       >>> y = (x[:, 0] > 1.5).astype(jnp.int32)  # about 7% positives
       >>> balanced_probe_accuracy(x[:300], y[:300], x[300:], y[300:], num_classes=2) > 0.9
       True

@@ -20,7 +20,7 @@ Example:
   >>> train_split, test_split = train_test_split(make_synthetic(300, seed=0))
   >>> config = PRESETS["quick"]
   >>> trainer = build_trainer(config, "SimCLR", steps_per_epoch=300 // 64)
-  >>> result = fit_and_probe(
+  >>> result = fit_and_probe(  # doctest: +SLOW
   ...     trainer, train_split.arrays(), test_split.arrays(), config, progress=False)
   >>> sorted(result.accuracies), 0.0 <= result.accuracies["factorized"] <= 1.0
   (['factorized'], True)
@@ -260,7 +260,7 @@ def fit_and_probe(
     began = time.perf_counter()
     if start is None:
         example = {key: value[: settings.batch_size] for key, value in train_data.items()}
-        start = Start(trainer.jit_init(jax.random.key(settings.seed), example))
+        start = Start(trainer.init(jax.random.key(settings.seed), example))
     state, history = fit(
         trainer,
         start.state,

@@ -398,7 +398,7 @@ def mixup(key: Array, x: Array, *, alpha: float = 0.2, mask: Array | None = None
       ``x_{p(i)}``.
 
     Example:
-      >>> mixup(jax.random.key(0), jnp.eye(3), alpha=0.4).shape
+      >>> mixup(jax.random.key(0), jnp.eye(3), alpha=0.4).shape  # doctest: +SLOW
       (3, 3)
     """
     validation.check_prng_key(key)
@@ -582,7 +582,7 @@ def default_augmentation(key: Array, x: Array, *, mask: Array | None = None) -> 
     Sequences ``[n, T, d]``: ``gaussian_noise(scale=0.1)`` or ``time_mask(rate=0.2)``.
 
     Example:
-      >>> default_augmentation(jax.random.key(0), jnp.ones((4, 6, 2))).shape
+      >>> default_augmentation(jax.random.key(0), jnp.ones((4, 6, 2))).shape  # doctest: +SLOW
       (4, 6, 2)
     """
     x = _as_batch(x)

@@ -27,7 +27,7 @@ ImageNet mean and standard deviation first, as CoMM's data pipeline does.
 
 Example:
   >>> import jax, jax.numpy as jnp
-  >>> x = jnp.zeros((2, 32, 32, 3))
+  >>> x = jnp.zeros((2, 32, 32, 3))  # doctest: +SLOW
   >>> encoder = AlexNetEncoder(output_dim=16, output="tokens")
   >>> tokens, variables = jax.eval_shape(encoder.init_with_output, jax.random.key(0), x)
   >>> tokens.shape  # params = encoder.init(key, x); encoder.apply(params, x) -> [2, 16, 16]

@@ -22,7 +22,7 @@ Example:
   >>> import jax, jax.numpy as jnp
   >>> encoder = TransformerEncoder(output_dim=8, num_heads=2, num_layers=1)
   >>> x, mask = jnp.ones((3, 5, 4)), jnp.arange(5)[None, :] < jnp.array([[5], [3], [1]])
-  >>> params = encoder.init(jax.random.key(0), x, mask=mask)
+  >>> params = encoder.init(jax.random.key(0), x, mask=mask)  # doctest: +SLOW
   >>> encoder.apply(params, x, mask=mask).shape
   (3, 8)
 """

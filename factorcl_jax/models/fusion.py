@@ -240,7 +240,7 @@ class FusionModel:
       >>> from factorcl_jax.models import MLPEncoder
       >>> model = FusionModel((MLPEncoder(16, 8, 1), MLPEncoder(16, 8, 1)), width=8, num_heads=2,
       ...                     head_hidden=16, embed_dim=4)
-      >>> inputs = [jnp.ones((3, 5)), jnp.ones((3, 6))]
+      >>> inputs = [jnp.ones((3, 5)), jnp.ones((3, 6))]  # doctest: +SLOW
       >>> encoded, fused = model.apply(model.init(jax.random.key(0), inputs), inputs)
       >>> [h.shape for h in encoded], fused["fused"].shape
       ([(3, 8), (3, 8)], (3, 8))

@@ -116,7 +116,7 @@ class MultimodalModel:
       >>> import jax, jax.numpy as jnp
       >>> model = MultimodalModel((MLPEncoder(8, 4, 1), MLPEncoder(8, 4, 1)), {"Z1": 0, "Z2": 1},
       ...                         head_hidden=8, embed_dim=3)
-      >>> inputs = [jnp.ones((5, 2)), jnp.ones((5, 6))]
+      >>> inputs = [jnp.ones((5, 2)), jnp.ones((5, 6))]  # doctest: +SLOW
       >>> encoded, representations = model.apply(model.init(jax.random.key(0), inputs), inputs)
       >>> [h.shape for h in encoded], representations["Z2"].shape
       ([(5, 4), (5, 4)], (5, 3))

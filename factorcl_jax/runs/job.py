@@ -242,7 +242,7 @@ def _initial_state(
             raise ResumeError(_unloadable(trainer.method.name, error)) from None
         if restored is not None:
             return restored
-    state = trainer.jit_init(key, example)
+    state = trainer.init(key, example)
     if mesh is not None:
         state = parallel.replicate_state(state, mesh)
     return state, {"epoch": 0, "next_batch": 0}
