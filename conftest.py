@@ -30,3 +30,15 @@ def pytest_collection_modifyitems(items):
         examples = getattr(getattr(item, "dtest", None), "examples", ())
         if any(example.options.get(SLOW) for example in examples):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop every compiled program when a test module ends.
+
+    XLA's CPU backend maps memory for each executable it keeps; one process that compiles
+    the whole suite's programs and keeps them all runs past the kernel's limit on memory
+    maps (``vm.max_map_count``, 65530 by default) and crashes inside the compiler.
+    """
+    yield
+    jax.clear_caches()
