@@ -72,7 +72,8 @@ ABLATIONS: dict[str, str] = {
     "ranks": "ranks=True: per-coordinate normal scores of the training part (MI unchanged)",
     "fixed_batch": "batch_size=128: the default batch, never doubled near log(batch)",
     "batch_256": "batch_size=256 (bmi's batch)",
-    "deep": "hidden=(w, w): two hidden layers of the default width w",
+    "deep": "hidden=(w, w): two hidden layers of the default's first width w",
+    "one_layer": "hidden=(w,): one hidden layer (the default before a second one in few dims)",
     "short": "patience=3, max_steps=1/4 of the default's (the budget before patience 10)",
 }
 """Changes to the default InfoNCE estimate that ``--ablation`` measures against it."""
@@ -402,9 +403,9 @@ def _ablation_options(name: str, x_dim: int, y_dim: int, num_samples: int) -> di
         return {"batch_size": 128}
     if name == "batch_256":
         return {"batch_size": 256}
-    if name == "deep":
-        (width,) = estimate.default_settings(num_samples // 2, x_dim, y_dim).hidden
-        return {"hidden": (width, width)}
+    if name in ("deep", "one_layer"):
+        width = estimate.default_settings(num_samples // 2, x_dim, y_dim).hidden[0]
+        return {"hidden": (width, width) if name == "deep" else (width,)}
     if name == "short":
         settings = estimate.default_settings(num_samples // 2, x_dim, y_dim)
         quarter = settings.max_steps // 4 // settings.eval_every * settings.eval_every

@@ -194,6 +194,7 @@ def test_mixup_between_pair_and_closer_to_original():
     np.testing.assert_allclose(mixed, own[:, None] * x + (1 - own[:, None]) * x[partner], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mixup_masked_never_mixes_padding():
     out = np.asarray(augment.mixup(KEY, SEQUENCES, alpha=1.0, mask=SEQ_MASK))
     x = np.asarray(SEQUENCES)

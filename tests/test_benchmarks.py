@@ -125,6 +125,7 @@ def test_revisions_benchmark_times_both_trees_and_breaks_the_step_into_products(
     assert step["products"][0]["count"] >= 1
 
 
+@pytest.mark.slow
 def test_revisions_benchmark_refuses_a_folder_without_the_package(tmp_path):
     result = run_script("revisions", "--baseline", tmp_path, timeout=120)
     assert result.returncode != 0

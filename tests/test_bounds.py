@@ -137,6 +137,7 @@ def test_gradient_matches_finite_differences(name):
     np.testing.assert_allclose(grad, numeric, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_surrogate_gradients_are_the_training_objectives():
     scores = jnp.asarray(random_scores(3, 5, 5))
     js_grad = jax.grad(bounds.js_fgan)(scores)
@@ -165,6 +166,7 @@ def test_mine_moving_average_and_bias_corrected_gradient():
     chex.assert_trees_all_close(mine_jit(scores, state), bounds.mine(scores, state), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_infonce_never_exceeds_log_m():
     for seed in range(20):
         scores = random_scores(seed, 6, 9, scale=5.0)
@@ -219,6 +221,7 @@ def test_exponential_bounds_overflow_to_minus_inf_not_nan(name):
     assert float(fn(high)) == -np.inf
 
 
+@pytest.mark.slow
 def test_club_gaussian_is_nce_club_on_log_density_scores():
     rng = np.random.default_rng(0)
     mean, log_variance = rng.normal(size=(3, 4)), rng.normal(size=(3, 4)) * 0.3

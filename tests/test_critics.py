@@ -67,6 +67,7 @@ def test_concat_critic_output_and_hidden_activation():
     assert np.all(np.asarray(scores) > 0)
 
 
+@pytest.mark.slow
 def test_separable_critic_is_dot_product_of_towers():
     critic = critics.SeparableCritic(hidden=(8,), embed_dim=6)
     x, y, params = make(critic)

@@ -33,7 +33,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case",
+    # The diverged estimate trains a critic; the other mistakes are refused before any work.
+    [pytest.param(c, marks=pytest.mark.slow) if c == "diverged estimate" else c for c in CASES],
+)
 def test_user_mistakes_are_one_line_exit_2_and_change_no_file(case, tmp_path, capsys):
     assert_refused(case, tmp_path, capsys, CASES)
 
@@ -102,7 +106,8 @@ def test_no_estimator_reports_a_value_its_bound_cannot_take(bound):
 def test_infonce_whose_critic_diverged_to_huge_scores_raises():
     x, y = _gaussian()
     with pytest.raises(estimate.ImplausibleEstimateError, match=r"outside what infonce takes"):
-        estimate.estimate_mi(x, y, learning_rate=1e6, **SMALL)
+        # One ReLU layer blows up to huge scores at this rate (a deeper one can die instead).
+        estimate.estimate_mi(x, y, learning_rate=1e6, hidden=(64,), **SMALL)
 
 
 @pytest.mark.parametrize("scale", fast_first([1e-300, 1e-200, 1e-170, 5e-320, 1e-6, 1e6, 1e300]))

@@ -151,6 +151,7 @@ def test_a_global_batch_not_divisible_by_the_device_count_is_a_clear_error():
         )
 
 
+@pytest.mark.slow
 def test_supcon_sees_the_labels_of_the_global_batch():
     # Label-defined positives span devices: the columns' labels must be gathered too.
     actual = mapped_step(exact_trainer("SupCon"), "shard_map", 4)

@@ -191,6 +191,7 @@ def test_step_is_deterministic_and_donates_its_state():
     assert kernel.is_deleted()
 
 
+@pytest.mark.slow
 def test_fit_shuffles_by_seed_and_epoch_and_resumes_exactly():
     data = tiny_data(96)
     trainer = tiny_trainer("SimCLR")

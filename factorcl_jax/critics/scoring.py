@@ -153,8 +153,8 @@ def tiled_bound(
       >>> critic = critics.ConcatCritic(hidden=(16, 16))
       >>> x, y = jax.random.normal(jax.random.key(1), (10, 3)), jnp.ones((10, 5))
       >>> params = critic.init(jax.random.key(0), x, y)
-      >>> tiled = critics.tiled_bound(bounds.infonce, critic, params, x, y, block_rows=4,
-      ...                             block_cols=3)
+      >>> tiled = critics.tiled_bound(  # doctest: +SLOW
+      ...     bounds.infonce, critic, params, x, y, block_rows=4, block_cols=3)
       >>> dense = bounds.infonce(critics.pairwise_scores(critic, params, x, y))
       >>> bool(jnp.allclose(tiled, dense, rtol=1e-5))
       True

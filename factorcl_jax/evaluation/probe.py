@@ -265,7 +265,8 @@ def probe_accuracy(probe: LinearProbe, features: Array, labels: Array) -> float:
 
     Example:
       >>> x = jnp.array([[-1.0], [1.0]])
-      >>> probe_accuracy(fit_linear_probe(x, jnp.array([0, 1])), x, jnp.array([0, 1]))
+      >>> probe = fit_linear_probe(x, jnp.array([0, 1]))  # doctest: +SLOW
+      >>> probe_accuracy(probe, x, jnp.array([0, 1]))
       1.0
     """
     if not isinstance(probe, LinearProbe):
