@@ -61,17 +61,17 @@ def default_settings(
     :data:`FEW_DIMENSIONS` input dimensions in all, a second layer of 16 units follows: there
     the dependence can be a curved or folded low-dimensional structure (bmi's waves, galaxy,
     concentric Gaussians, spirals) that one layer fits poorly; on bmi's v2 suite (the 14 such
-    tasks, 5 seeds) it is closer to the truth by 0.051 nats on average, closer on 8 tasks,
-    level on 4 and farther on 2 by at most 0.005 nats, for 1.9x the time; in 10 dimensions a
-    second layer of the full width was farther on every task measured. The batch keeps at least
-    four batches in each part (minibatches differ; the held-out standard error has several
-    batches to go on) and caps InfoNCE's ``log(batch_size)`` ceiling at ``log 128 = 4.85``
-    nats. The budget is about 400 passes over the training pairs, and training stops after
-    1000 steps without a better held-out objective: low-dimensional nonlinear dependencies
-    (bmi's waves, galaxy, spirals, additive noise) keep gaining slowly for that long. Against
-    100 passes with a patience of 3 on bmi's v2 suite (26 tasks, 3 seeds) this is closer to
-    the truth on 6 tasks, level on 20 and farther on none, for 1.85x the time; where the
-    held-out objective stops improving early (most Gaussian tasks) the budget costs nothing.
+    tasks, 5 seeds) it is closer to the truth by 0.051 nats on average, closer on 8 tasks, level
+    on 4 and farther on 2 by at most 0.005 nats, for 1.9x the time; in 10 dimensions the same
+    layer was farther on 5 of the 6 tasks measured. The batch keeps at least four batches in
+    each part (minibatches differ; the held-out standard error has several batches to go on) and
+    caps InfoNCE's ``log(batch_size)`` ceiling at ``log 128 = 4.85`` nats. The budget is about
+    400 passes over the training pairs, and training stops after 1000 steps without a better
+    held-out objective: low-dimensional nonlinear dependencies (bmi's waves, galaxy, spirals,
+    additive noise) keep gaining slowly for that long. Against 100 passes with a patience of 3
+    on bmi's v2 suite (26 tasks, 3 seeds) this is closer to the truth on 6 tasks, level on 20
+    and farther on none, for 1.85x the time; where the held-out objective stops improving early
+    (most Gaussian tasks) the budget costs nothing.
 
     Example:
       >>> default_settings(2500, 5, 5)
