@@ -38,7 +38,7 @@ def make(critic, n=5, m=7, dx=3, dy=4, seed=0):
     kx, ky, kp = jax.random.split(jax.random.key(seed), 3)
     x = jax.random.normal(kx, (n, dx))
     y = jax.random.normal(ky, (m, dy))
-    return x, y, critic.init(kp, x, y)
+    return x, y, jax.jit(critic.init)(kp, x, y)  # one program, not an eager op per layer
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def make(critic, n=N, m=M, seed=0):
     kx, ky, kp = jax.random.split(jax.random.key(seed), 3)
     x = jax.random.normal(kx, (n, 3))
     y = jax.random.normal(ky, (m, 4))
-    return x, y, critic.init(kp, x, y)
+    return x, y, jax.jit(critic.init)(kp, x, y)  # one program, not an eager op per layer
 
 
 def dense_bound(name, scores, offset, **options):
@@ -76,7 +76,7 @@ def test_every_tiled_bound_equals_the_dense_bound_small_case():
         return out
 
     x, y, concat = make(CRITICS["concat"])
-    separable = CRITICS["separable"].init(jax.random.key(3), x, y)
+    separable = jax.jit(CRITICS["separable"].init)(jax.random.key(3), x, y)
     results = jax.jit(both)({"concat": concat, "separable": separable}, x, y)
     assert len(results) == 2 * len(TILED) == 20
     for key, (expected, actual) in results.items():

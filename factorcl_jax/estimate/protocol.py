@@ -384,7 +384,7 @@ def estimate_mi(
     Example:
       >>> import numpy as np
       >>> from factorcl_jax.estimate import estimate_mi
-      >>> x = np.random.default_rng(0).normal(size=(512, 2))
+      >>> x = np.random.default_rng(0).normal(size=(512, 2))  # doctest: +SLOW
       >>> result = estimate_mi(x, x + 0.5 * np.random.default_rng(1).normal(size=(512, 2)),
       ...                      max_steps=200, eval_every=100)
       >>> result.num_heldout, result.settings.batch_size
